@@ -31,6 +31,7 @@ def user_columns(data: dict[str, Any]) -> dict[str, Any]:
         "user_name": data["userName"],
         "user_name_ci": fold(data["userName"]),
         "external_id": data.get("externalId"),
+        "display_name": display if isinstance(display, str) else None,
         "display_name_ci": fold(display) if isinstance(display, str) else None,
         "active": data.get("active") is not False,
         "email_ci": fold(email) if email else None,

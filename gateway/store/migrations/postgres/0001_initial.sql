@@ -29,6 +29,7 @@ CREATE TABLE users (
     user_name TEXT NOT NULL,
     user_name_ci TEXT NOT NULL,
     external_id TEXT,
+    display_name TEXT,
     display_name_ci TEXT,
     active BOOLEAN NOT NULL DEFAULT TRUE,
     email_ci TEXT,

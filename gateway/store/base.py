@@ -1,0 +1,134 @@
+"""The storage contract every backend implements and the contract test suite runs against.
+
+All methods are keyed by tenant id. ``write()`` opens one transaction: everything done through
+the returned :class:`Tx` commits together or not at all. Reads outside a transaction go through
+``read()``, which may use a separate connection and sees committed data only.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class TenantRow:
+    id: str
+    name: str
+    idp: str
+    scim_enabled: bool
+    log_successful_events: bool
+    role_mapping: dict[str, Any]
+    settings: dict[str, Any]
+    created: str
+
+
+@dataclass(slots=True)
+class ApiKeyRow:
+    id: str
+    tenant_id: str
+    name: str
+    prefix: str
+    created: str
+    last_used: str | None
+    revoked: str | None
+
+
+@dataclass(slots=True)
+class ResourceRow:
+    """A stored User or Group: ``data`` as in :mod:`gateway.store.rows`, plus columns."""
+
+    id: str
+    data: dict[str, Any]
+    version: int
+    created: str
+    last_modified: str
+    seq: int = 0
+    roles: list[str] = field(default_factory=list)
+    provisioned_by: str = "scim"
+    active: bool = True
+
+
+@dataclass(slots=True)
+class Member:
+    value: str
+    type: str
+    display: str | None = None
+
+
+@dataclass(slots=True)
+class Query:
+    """A compiled list query: ``where`` uses ``?`` placeholders over the table aliased ``r``."""
+
+    where: str = ""
+    params: list[Any] = field(default_factory=list)
+    order_by: str | None = None  # SQL expression; None means insertion order
+    descending: bool = False
+    offset: int = 0
+    limit: int | None = None
+    after_seq: int | None = None  # cursor pagination: resume after this seq (ascending order)
+    count_total: bool = True
+
+
+@dataclass(slots=True)
+class Page:
+    total: int
+    rows: list[ResourceRow]
+
+
+@dataclass(slots=True)
+class EventRow:
+    seq: int
+    tenant_id: str
+    type: str
+    created: str
+    data: dict[str, Any]
+
+
+class Reader(Protocol):
+    async def get_tenant(self, tenant_id: str) -> TenantRow | None: ...
+    async def list_tenants(self) -> list[TenantRow]: ...
+    async def find_api_key(self, key_hash: str) -> tuple[ApiKeyRow, str] | None: ...
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKeyRow]: ...
+    async def get_user(self, tenant_id: str, user_id: str) -> ResourceRow | None: ...
+    async def get_user_by_name(self, tenant_id: str, user_name: str) -> ResourceRow | None: ...
+    async def query_users(self, tenant_id: str, query: Query) -> Page: ...
+    async def get_group(self, tenant_id: str, group_id: str) -> ResourceRow | None: ...
+    async def query_groups(self, tenant_id: str, query: Query) -> Page: ...
+    async def list_members(self, tenant_id: str, group_id: str) -> list[Member]: ...
+    async def groups_of_users(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[Member]]: ...
+    async def existing_ids(self, tenant_id: str, ids: list[str]) -> dict[str, str]: ...
+    async def list_events(
+        self, tenant_id: str, *, type: str | None = None, limit: int = 50, before_seq: int | None = None
+    ) -> list[EventRow]: ...
+
+
+class Tx(Reader, Protocol):
+    async def insert_tenant(self, row: TenantRow) -> None: ...
+    async def update_tenant(self, tenant_id: str, **fields: Any) -> None: ...
+    async def insert_api_key(self, row: ApiKeyRow, key_hash: str) -> None: ...
+    async def revoke_api_key(self, tenant_id: str, key_id: str, when: str) -> bool: ...
+    async def touch_api_key(self, key_id: str, when: str) -> None: ...
+    async def insert_user(self, tenant_id: str, row: ResourceRow) -> None: ...
+    async def update_user(self, tenant_id: str, row: ResourceRow) -> None: ...
+    async def set_user_roles(self, tenant_id: str, roles_by_user: dict[str, list[str]]) -> None: ...
+    async def delete_user(self, tenant_id: str, user_id: str) -> bool: ...
+    async def insert_group(self, tenant_id: str, row: ResourceRow) -> None: ...
+    async def update_group(self, tenant_id: str, row: ResourceRow) -> None: ...
+    async def touch_group(self, tenant_id: str, group_id: str, when: str) -> int | None: ...
+    async def delete_group(self, tenant_id: str, group_id: str) -> bool: ...
+    async def add_members(self, tenant_id: str, group_id: str, members: list[Member]) -> int: ...
+    async def remove_members(self, tenant_id: str, group_id: str, member_ids: list[str]) -> int: ...
+    async def clear_members(self, tenant_id: str, group_id: str) -> int: ...
+    async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None: ...
+    async def prune_events(self, tenant_id: str, *, older_than: str | None, keep: int | None) -> int: ...
+
+
+class Store(Protocol):
+    dialect: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def read(self) -> AbstractAsyncContextManager[Reader]: ...
+    def write(self) -> AbstractAsyncContextManager[Tx]: ...

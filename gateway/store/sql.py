@@ -1,0 +1,427 @@
+"""The SQL both backends share. Placeholders are ``?``; the PostgreSQL connection renumbers them.
+
+A backend supplies a :class:`Conn` (fetch/execute over one connection) and this module supplies
+every query, so the contract suite exercises the same statements on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+import orjson
+
+from gateway.store.base import (
+    ApiKeyRow,
+    EventRow,
+    Member,
+    Page,
+    Query,
+    ResourceRow,
+    TenantRow,
+)
+from gateway.store.rows import fold, group_columns, user_columns, user_email_rows
+
+
+class Conn(Protocol):
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None: ...
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+_TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created"
+_USER_COLS = "seq, id, data, version, created, last_modified, roles, provisioned_by, active"
+_GROUP_COLS = "seq, id, data, version, created, last_modified"
+_JSON_TENANT_FIELDS = {"role_mapping", "settings"}
+_TENANT_FIELDS = {"name", "idp", "scim_enabled", "log_successful_events", "role_mapping", "settings"}
+
+
+def _tenant(r: Any) -> TenantRow:
+    return TenantRow(
+        id=r[0],
+        name=r[1],
+        idp=r[2],
+        scim_enabled=bool(r[3]),
+        log_successful_events=bool(r[4]),
+        role_mapping=loads(r[5]),
+        settings=loads(r[6]),
+        created=r[7],
+    )
+
+
+def _key(r: Any) -> ApiKeyRow:
+    return ApiKeyRow(id=r[0], tenant_id=r[1], name=r[2], prefix=r[3], created=r[4], last_used=r[5], revoked=r[6])
+
+
+def _user(r: Any) -> ResourceRow:
+    return ResourceRow(
+        seq=r[0],
+        id=r[1],
+        data=loads(r[2]),
+        version=r[3],
+        created=r[4],
+        last_modified=r[5],
+        roles=loads(r[6]),
+        provisioned_by=r[7],
+        active=bool(r[8]),
+    )
+
+
+def _group(r: Any) -> ResourceRow:
+    return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
+
+
+class SqlOps:
+    """Every read and write of the store, over one connection (inside a transaction for writes)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    # tenants -------------------------------------------------------------------------------
+    async def get_tenant(self, tenant_id: str) -> TenantRow | None:
+        r = await self.conn.fetchrow(f"SELECT {_TENANT_COLS} FROM tenants WHERE id = ?", (tenant_id,))
+        return _tenant(r) if r else None
+
+    async def list_tenants(self) -> list[TenantRow]:
+        return [_tenant(r) for r in await self.conn.fetch(f"SELECT {_TENANT_COLS} FROM tenants ORDER BY created, id")]
+
+    async def insert_tenant(self, row: TenantRow) -> None:
+        await self.conn.execute(
+            f"INSERT INTO tenants ({_TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.id,
+                row.name,
+                row.idp,
+                row.scim_enabled,
+                row.log_successful_events,
+                dumps(row.role_mapping),
+                dumps(row.settings),
+                row.created,
+            ),
+        )
+
+    async def update_tenant(self, tenant_id: str, **fields: Any) -> None:
+        unknown = set(fields) - _TENANT_FIELDS
+        if unknown:
+            raise ValueError(f"unknown tenant fields {sorted(unknown)}")
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        values = [dumps(v) if k in _JSON_TENANT_FIELDS else v for k, v in fields.items()]
+        await self.conn.execute(f"UPDATE tenants SET {sets} WHERE id = ?", (*values, tenant_id))
+
+    # api keys ------------------------------------------------------------------------------
+    async def insert_api_key(self, row: ApiKeyRow, key_hash: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (row.id, row.tenant_id, row.name, key_hash, row.prefix, row.created),
+        )
+
+    async def find_api_key(self, key_hash: str) -> tuple[ApiKeyRow, str] | None:
+        r = await self.conn.fetchrow(
+            "SELECT id, tenant_id, name, prefix, created, last_used, revoked, key_hash FROM api_keys WHERE key_hash = ?",
+            (key_hash,),
+        )
+        return (_key(r), r[7]) if r else None
+
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKeyRow]:
+        rows = await self.conn.fetch(
+            "SELECT id, tenant_id, name, prefix, created, last_used, revoked FROM api_keys"
+            " WHERE tenant_id = ? ORDER BY created, id",
+            (tenant_id,),
+        )
+        return [_key(r) for r in rows]
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str, when: str) -> bool:
+        n = await self.conn.execute(
+            "UPDATE api_keys SET revoked = ? WHERE tenant_id = ? AND id = ? AND revoked IS NULL",
+            (when, tenant_id, key_id),
+        )
+        return n > 0
+
+    async def touch_api_key(self, key_id: str, when: str) -> None:
+        await self.conn.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (when, key_id))
+
+    # users ---------------------------------------------------------------------------------
+    async def get_user(self, tenant_id: str, user_id: str) -> ResourceRow | None:
+        r = await self.conn.fetchrow(f"SELECT {_USER_COLS} FROM users WHERE tenant_id = ? AND id = ?", (tenant_id, user_id))
+        return _user(r) if r else None
+
+    async def get_user_by_name(self, tenant_id: str, user_name: str) -> ResourceRow | None:
+        r = await self.conn.fetchrow(
+            f"SELECT {_USER_COLS} FROM users WHERE tenant_id = ? AND user_name_ci = ?", (tenant_id, fold(user_name))
+        )
+        return _user(r) if r else None
+
+    async def insert_user(self, tenant_id: str, row: ResourceRow) -> None:
+        c = user_columns(row.data)
+        await self.conn.execute(
+            "INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, display_name, display_name_ci,"
+            " active, email_ci, roles, provisioned_by, data, version, created, last_modified)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tenant_id,
+                row.id,
+                c["user_name"],
+                c["user_name_ci"],
+                c["external_id"],
+                c["display_name"],
+                c["display_name_ci"],
+                c["active"],
+                c["email_ci"],
+                dumps(row.roles),
+                row.provisioned_by,
+                dumps(row.data),
+                row.version,
+                row.created,
+                row.last_modified,
+            ),
+        )
+        await self._write_emails(tenant_id, row.id, row.data)
+
+    async def update_user(self, tenant_id: str, row: ResourceRow) -> None:
+        c = user_columns(row.data)
+        await self.conn.execute(
+            "UPDATE users SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, display_name_ci = ?,"
+            " active = ?,"
+            " email_ci = ?, roles = ?, data = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ?",
+            (
+                c["user_name"],
+                c["user_name_ci"],
+                c["external_id"],
+                c["display_name"],
+                c["display_name_ci"],
+                c["active"],
+                c["email_ci"],
+                dumps(row.roles),
+                dumps(row.data),
+                row.version,
+                row.last_modified,
+                tenant_id,
+                row.id,
+            ),
+        )
+        await self.conn.execute("DELETE FROM user_emails WHERE tenant_id = ? AND user_id = ?", (tenant_id, row.id))
+        await self._write_emails(tenant_id, row.id, row.data)
+
+    async def _write_emails(self, tenant_id: str, user_id: str, data: dict[str, Any]) -> None:
+        rows = user_email_rows(data)
+        if rows:
+            await self.conn.executemany(
+                "INSERT INTO user_emails (tenant_id, user_id, value_ci, type, is_primary) VALUES (?, ?, ?, ?, ?)",
+                [(tenant_id, user_id, v, t, p) for v, t, p in rows],
+            )
+
+    async def set_user_roles(self, tenant_id: str, roles_by_user: dict[str, list[str]]) -> None:
+        if roles_by_user:
+            await self.conn.executemany(
+                "UPDATE users SET roles = ? WHERE tenant_id = ? AND id = ?",
+                [(dumps(roles), tenant_id, uid) for uid, roles in roles_by_user.items()],
+            )
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> bool:
+        await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?", (tenant_id, user_id))
+        return await self.conn.execute("DELETE FROM users WHERE tenant_id = ? AND id = ?", (tenant_id, user_id)) > 0
+
+    async def query_users(self, tenant_id: str, query: Query) -> Page:
+        return await self._query("users", _USER_COLS, _user, tenant_id, query)
+
+    # groups --------------------------------------------------------------------------------
+    async def get_group(self, tenant_id: str, group_id: str) -> ResourceRow | None:
+        r = await self.conn.fetchrow(
+            f"SELECT {_GROUP_COLS} FROM groups WHERE tenant_id = ? AND id = ?", (tenant_id, group_id)
+        )
+        return _group(r) if r else None
+
+    async def insert_group(self, tenant_id: str, row: ResourceRow) -> None:
+        c = group_columns(row.data)
+        await self.conn.execute(
+            "INSERT INTO groups (tenant_id, id, display_name, display_name_ci, external_id, data, version, created,"
+            " last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tenant_id,
+                row.id,
+                c["display_name"],
+                c["display_name_ci"],
+                c["external_id"],
+                dumps(row.data),
+                row.version,
+                row.created,
+                row.last_modified,
+            ),
+        )
+
+    async def update_group(self, tenant_id: str, row: ResourceRow) -> None:
+        c = group_columns(row.data)
+        await self.conn.execute(
+            "UPDATE groups SET display_name = ?, display_name_ci = ?, external_id = ?, data = ?, version = ?,"
+            " last_modified = ? WHERE tenant_id = ? AND id = ?",
+            (
+                c["display_name"],
+                c["display_name_ci"],
+                c["external_id"],
+                dumps(row.data),
+                row.version,
+                row.last_modified,
+                tenant_id,
+                row.id,
+            ),
+        )
+
+    async def touch_group(self, tenant_id: str, group_id: str, when: str) -> int | None:
+        """Bump a group's version without reading it (member-only PATCH); returns the new version."""
+        r = await self.conn.fetchrow(
+            "UPDATE groups SET version = version + 1, last_modified = ? WHERE tenant_id = ? AND id = ? RETURNING version",
+            (when, tenant_id, group_id),
+        )
+        return int(r[0]) if r else None
+
+    async def delete_group(self, tenant_id: str, group_id: str) -> bool:
+        await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?", (tenant_id, group_id))
+        await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?", (tenant_id, group_id))
+        return await self.conn.execute("DELETE FROM groups WHERE tenant_id = ? AND id = ?", (tenant_id, group_id)) > 0
+
+    async def query_groups(self, tenant_id: str, query: Query) -> Page:
+        return await self._query("groups", _GROUP_COLS, _group, tenant_id, query)
+
+    async def add_members(self, tenant_id: str, group_id: str, members: list[Member]) -> int:
+        if not members:
+            return 0
+        return await self.conn.executemany(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [(tenant_id, group_id, m.value, m.type) for m in members],
+        )
+
+    async def remove_members(self, tenant_id: str, group_id: str, member_ids: list[str]) -> int:
+        removed = 0
+        for i in range(0, len(member_ids), 500):
+            chunk = member_ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            removed += await self.conn.execute(
+                f"DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ({marks})",
+                (tenant_id, group_id, *chunk),
+            )
+        return removed
+
+    async def clear_members(self, tenant_id: str, group_id: str) -> int:
+        return await self.conn.execute(
+            "DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?", (tenant_id, group_id)
+        )
+
+    async def list_members(self, tenant_id: str, group_id: str) -> list[Member]:
+        rows = await self.conn.fetch(
+            "SELECT m.member_id, m.member_type, COALESCE(u.display_name, u.user_name, g.display_name)"
+            " FROM group_members m"
+            " LEFT JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.member_id"
+            " LEFT JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.member_id"
+            " WHERE m.tenant_id = ? AND m.group_id = ? ORDER BY m.member_id",
+            (tenant_id, group_id),
+        )
+        return [Member(r[0], r[1], r[2]) for r in rows]
+
+    async def groups_of_users(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[Member]]:
+        out: dict[str, list[Member]] = {u: [] for u in user_ids}
+        for i in range(0, len(user_ids), 500):
+            chunk = user_ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = await self.conn.fetch(
+                "SELECT m.member_id, g.id, g.display_name FROM group_members m"
+                " JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id"
+                f" WHERE m.tenant_id = ? AND m.member_id IN ({marks}) ORDER BY g.display_name_ci, g.id",
+                (tenant_id, *chunk),
+            )
+            for r in rows:
+                out[r[0]].append(Member(r[1], "direct", r[2]))
+        return out
+
+    async def existing_ids(self, tenant_id: str, ids: list[str]) -> dict[str, str]:
+        """Which of ``ids`` exist in the tenant, mapped to ``User`` or ``Group``."""
+        found: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for table, kind in (("users", "User"), ("groups", "Group")):
+                rows = await self.conn.fetch(
+                    f"SELECT id FROM {table} WHERE tenant_id = ? AND id IN ({marks})", (tenant_id, *chunk)
+                )
+                found.update({r[0]: kind for r in rows})
+        return found
+
+    # list queries --------------------------------------------------------------------------
+    async def _query(self, table: str, cols: str, build: Any, tenant_id: str, q: Query) -> Page:
+        where = "r.tenant_id = ?"
+        params: list[Any] = [tenant_id]
+        if q.where:
+            where += f" AND ({q.where})"
+            params.extend(q.params)
+        total = -1
+        if q.count_total:
+            r = await self.conn.fetchrow(f"SELECT count(*) FROM {table} r WHERE {where}", params)
+            total = int(r[0])
+        if q.limit == 0:
+            return Page(total, [])
+        page_where, page_params = where, list(params)
+        if q.after_seq is not None:
+            page_where += " AND r.seq > ?"
+            page_params.append(q.after_seq)
+        direction = "DESC" if q.descending else "ASC"
+        order = f"{q.order_by} {direction}, r.seq {direction}" if q.order_by else f"r.seq {direction}"
+        sql = f"SELECT {', '.join('r.' + c.strip() for c in cols.split(','))} FROM {table} r WHERE {page_where} ORDER BY {order}"
+        if q.limit is not None:
+            sql += " LIMIT ?"
+            page_params.append(q.limit)
+            if q.offset:
+                sql += " OFFSET ?"
+                page_params.append(q.offset)
+        elif q.offset:
+            sql += " LIMIT ? OFFSET ?"
+            page_params.extend((2**62, q.offset))
+        rows = await self.conn.fetch(sql, page_params)
+        return Page(total, [build(x) for x in rows])
+
+    # activity ------------------------------------------------------------------------------
+    async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None:
+        await self.conn.execute(
+            "INSERT INTO activity (tenant_id, type, created, data) VALUES (?, ?, ?, ?)",
+            (tenant_id, type, created, dumps(data)),
+        )
+
+    async def list_events(
+        self, tenant_id: str, *, type: str | None = None, limit: int = 50, before_seq: int | None = None
+    ) -> list[EventRow]:
+        sql = "SELECT seq, tenant_id, type, created, data FROM activity WHERE tenant_id = ?"
+        params: list[Any] = [tenant_id]
+        if type:
+            sql += " AND type = ?"
+            params.append(type)
+        if before_seq is not None:
+            sql += " AND seq < ?"
+            params.append(before_seq)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit)
+        return [EventRow(r[0], r[1], r[2], r[3], loads(r[4])) for r in await self.conn.fetch(sql, params)]
+
+    async def prune_events(self, tenant_id: str, *, older_than: str | None, keep: int | None) -> int:
+        removed = 0
+        if older_than:
+            removed += await self.conn.execute(
+                "DELETE FROM activity WHERE tenant_id = ? AND created < ?", (tenant_id, older_than)
+            )
+        if keep is not None:
+            r = await self.conn.fetchrow(
+                "SELECT seq FROM activity WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", (tenant_id, keep)
+            )
+            if r:
+                removed += await self.conn.execute(
+                    "DELETE FROM activity WHERE tenant_id = ? AND seq <= ?", (tenant_id, r[0])
+                )
+        return removed

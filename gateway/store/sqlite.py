@@ -1,0 +1,120 @@
+"""SQLite backend (aiosqlite): WAL, foreign keys, busy timeout, one writer and a small reader pool."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+import aiosqlite
+
+from gateway.store.base import Reader, Tx
+from gateway.store.migrations import migration_scripts
+from gateway.store.sql import SqlOps
+
+_BUSY_TIMEOUT_MS = 10_000
+
+
+class _Conn:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.db.execute_fetchall(sql, params))
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
+        async with self.db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self.db.execute(sql, params) as cur:
+            return cur.rowcount
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        async with self.db.executemany(sql, rows) as cur:
+            return cur.rowcount
+
+
+def _fold(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _setup(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # Case-insensitive comparisons in SQL must fold exactly as Python does (SQLite's lower() is ASCII-only).
+    conn.create_function("scim_fold", 1, _fold, deterministic=True)
+    try:
+        from gateway.core.sqlfilter import register_sqlite_functions
+    except ImportError:  # pragma: no cover - the filter compiler ships with the core
+        return
+    register_sqlite_functions(conn)
+
+
+class SqliteStore:
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, readers: int = 2) -> None:
+        self.path = path
+        self._n_readers = readers
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._cycle: Any = None
+        self._write_lock = asyncio.Lock()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        await db._execute(_setup, db._conn)  # run in the connection's own thread
+        return db
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        if self.path == ":memory:":
+            self._readers = [self._writer]
+        else:
+            self._readers = [await self._connect() for _ in range(self._n_readers)]
+        self._cycle = itertools.cycle(self._readers)
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT)")
+        done = {r[0] for r in await db.execute_fetchall("SELECT version FROM schema_migrations")}
+        for version, script in migration_scripts("sqlite"):
+            if version in done:
+                continue
+            # executescript commits; wrap the script and its bookkeeping in one explicit transaction.
+            await db.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\n"
+                f"INSERT INTO schema_migrations VALUES ({version}, datetime('now'));\nCOMMIT;"
+            )
+
+    async def close(self) -> None:
+        for db in {id(d): d for d in [*self._readers, *( [self._writer] if self._writer else [])]}.values():
+            await db.close()
+        self._readers = []
+        self._writer = None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Reader]:
+        yield SqlOps(_Conn(next(self._cycle)))  # type: ignore[misc]
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        assert self._writer is not None, "store is not open"
+        async with self._write_lock:
+            db = self._writer
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqlOps(_Conn(db))  # type: ignore[misc]
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            else:
+                await db.execute("COMMIT")

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
+class StoreConflict(Exception):
+    """A write violated a uniqueness constraint (the backend's own error, translated)."""
+
+
 @dataclass(slots=True)
 class TenantRow:
     id: str

@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Sequence
 
 import aiosqlite
 
-from gateway.store.base import Reader, Tx
+from gateway.store.base import Reader, StoreConflict, Tx
 from gateway.store.migrations import migration_scripts
 from gateway.store.sql import SqlOps
 
@@ -30,12 +30,24 @@ class _Conn:
             return await cur.fetchone()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self.db.execute(sql, params) as cur:
-            return cur.rowcount
+        try:
+            async with self.db.execute(sql, params) as cur:
+                return cur.rowcount
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise StoreConflict(_conflict_detail(str(exc))) from None
+            raise
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         async with self.db.executemany(sql, rows) as cur:
             return cur.rowcount
+
+
+def _conflict_detail(message: str) -> str:
+    # "UNIQUE constraint failed: users.tenant_id, users.user_name_ci" -> "userName"
+    if "user_name_ci" in message:
+        return "userName must be unique"
+    return "unique constraint"
 
 
 def _fold(value: Any) -> Any:

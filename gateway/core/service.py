@@ -1,0 +1,522 @@
+"""The shared SCIM core: validate, query, patch and apply, one transaction per write.
+
+Plugins have already normalised the request when it reaches this module; everything here is
+RFC 7643/7644 behaviour that every client gets alike. The service never names an IdP.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+from gateway.clock import now
+from gateway.core.errors import (
+    InvalidSyntaxError,
+    InvalidValueError,
+    NotFoundError,
+    PreconditionFailedError,
+    ScimError,
+    UniquenessError,
+)
+from gateway.core.filter import parse_filter
+from gateway.core.patch import MemberChanges, apply_patch
+from gateway.core.projection import parse_attribute_list, project
+from gateway.core.resource import prepare_write
+from gateway.core.schema import (
+    LIST_RESPONSE_SCHEMA,
+    PATCH_OP_SCHEMA,
+    ResourceType,
+    group_type,
+    user_type,
+)
+from gateway.core.sqlfilter import compile_filter, compile_sort
+from gateway.store.base import Member, Query, ResourceRow, Store, StoreConflict, TenantRow, Tx
+from gateway.types import Change
+
+NOT_MODIFIED = 304
+
+
+class Listener(Protocol):
+    """Called inside the write transaction of every change (roles, activity log)."""
+
+    def __call__(self, tx: Tx, tenant: TenantRow, change: Change, context: dict[str, Any]) -> Awaitable[None]: ...
+
+
+@dataclass(slots=True)
+class Result:
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ListParams:
+    filter: str | None = None
+    sort_by: str | None = None
+    sort_order: str | None = None
+    start_index: int = 1
+    count: int | None = None
+    cursor: str | None = None
+    attributes: list[str] | None = None
+    excluded: list[str] | None = None
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def _etag_matches(header: str, version: int) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    current = etag(version)
+    return "*" in tags or current in tags or current.removeprefix("W/") in tags
+
+
+def _int_param(name: str, raw: str | int | None, default: int | None) -> int | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def list_params(query: dict[str, Any]) -> ListParams:
+    """Read the RFC 7644 §3.4.2 query parameters (names case-insensitive)."""
+    q = {k.lower(): v for k, v in query.items()}
+    order = q.get("sortorder")
+    if order is not None and str(order).lower() not in ("ascending", "descending"):
+        raise InvalidValueError(f"sortOrder must be 'ascending' or 'descending', got {order!r}")
+    attributes = q.get("attributes")
+    excluded = q.get("excludedattributes")
+    return ListParams(
+        filter=q.get("filter") or None,
+        sort_by=q.get("sortby") or None,
+        sort_order=str(order).lower() if order else None,
+        start_index=_int_param("startIndex", q.get("startindex"), 1) or 1,
+        count=_int_param("count", q.get("count"), None),
+        cursor=q.get("cursor"),
+        attributes=attributes if isinstance(attributes, list) else parse_attribute_list(attributes),
+        excluded=excluded if isinstance(excluded, list) else parse_attribute_list(excluded),
+    )
+
+
+def _wants(name: str, attributes: list[str] | None, excluded: list[str] | None) -> bool:
+    """Whether a ``returned: default`` attribute survives the projection (cheap pre-check to skip loads)."""
+    low = name.lower()
+    if attributes:
+        return any(a.lower() == low or a.lower().startswith(low + ".") or a.lower().endswith(":" + low) for a in attributes)
+    if excluded:
+        return not any(e.lower() == low or e.lower().endswith(":" + low) for e in excluded)
+    return True
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"s": seq}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        seq = json.loads(base64.urlsafe_b64decode(padded))["s"]
+        if not isinstance(seq, int):
+            raise ValueError
+        return seq
+    except (ValueError, KeyError, TypeError):
+        raise InvalidValueError("cursor is not valid", scim_type="invalidCursor") from None
+
+
+class ScimService:
+    """SCIM operations over a :class:`Store`, for any tenant."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        base_url: Callable[[str], str],
+        default_page_size: int = 100,
+        max_page_size: int = 1000,
+    ) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.default_page_size = default_page_size
+        self.max_page_size = max_page_size
+        self.listeners: list[Listener] = []
+        self.types = {"User": user_type(), "Group": group_type()}
+
+    # documents -------------------------------------------------------------------------
+    def location(self, tenant_id: str, rtype: ResourceType, rid: str) -> str:
+        return f"{self.base_url(tenant_id)}{rtype.endpoint}/{rid}"
+
+    def document(
+        self,
+        tenant_id: str,
+        rtype: ResourceType,
+        row: ResourceRow,
+        *,
+        groups: list[Member] | None = None,
+        members: list[Member] | None = None,
+    ) -> dict[str, Any]:
+        """The full SCIM representation of a stored row, before projection."""
+        data = row.data
+        schemas = [rtype.schema]
+        for key in data:
+            if key.startswith("urn:") and data[key]:
+                schemas.append(rtype.canonical_urn(key) or key)
+        doc: dict[str, Any] = {"schemas": schemas, "id": row.id}
+        for key, value in data.items():
+            if key != "schemas":
+                doc[key] = value
+        if groups:
+            doc["groups"] = [
+                {
+                    "value": g.value,
+                    "$ref": self.location(tenant_id, self.types["Group"], g.value),
+                    "display": g.display,
+                    "type": "direct",
+                }
+                for g in groups
+            ]
+        if members is not None and members:
+            doc["members"] = [
+                {
+                    "value": m.value,
+                    "$ref": self.location(tenant_id, self.types[m.type] if m.type in self.types else rtype, m.value),
+                    "type": m.type,
+                    **({"display": m.display} if m.display else {}),
+                }
+                for m in members
+            ]
+        doc["meta"] = {
+            "resourceType": rtype.name,
+            "created": row.created,
+            "lastModified": row.last_modified,
+            "location": self.location(tenant_id, rtype, row.id),
+            "version": etag(row.version),
+        }
+        return doc
+
+    async def _full(
+        self,
+        reader: Any,
+        tenant_id: str,
+        rtype: ResourceType,
+        row: ResourceRow,
+        attributes: list[str] | None,
+        excluded: list[str] | None,
+    ) -> dict[str, Any]:
+        if rtype.name == "User":
+            groups = None
+            if _wants("groups", attributes, excluded):
+                groups = (await reader.groups_of_users(tenant_id, [row.id]))[row.id]
+            return self.document(tenant_id, rtype, row, groups=groups)
+        members = None
+        if _wants("members", attributes, excluded):
+            members = await reader.list_members(tenant_id, row.id)
+        return self.document(tenant_id, rtype, row, members=members)
+
+    def _project(
+        self, doc: dict[str, Any], rtype: ResourceType, attributes: list[str] | None, excluded: list[str] | None
+    ) -> dict[str, Any]:
+        return project(doc, rtype, attributes=attributes, excluded=excluded)
+
+    # reads -----------------------------------------------------------------------------
+    async def get(
+        self,
+        tenant: TenantRow,
+        rtype: ResourceType,
+        rid: str,
+        *,
+        attributes: list[str] | None = None,
+        excluded: list[str] | None = None,
+        if_none_match: str | None = None,
+    ) -> Result:
+        async with self.store.read() as r:
+            row = await self._get_row(r, tenant.id, rtype, rid)
+            if if_none_match and _etag_matches(if_none_match, row.version):
+                return Result(NOT_MODIFIED, None, {"ETag": etag(row.version)})
+            doc = await self._full(r, tenant.id, rtype, row, attributes, excluded)
+        return Result(200, self._project(doc, rtype, attributes, excluded), {"ETag": etag(row.version)})
+
+    async def _get_row(self, reader: Any, tenant_id: str, rtype: ResourceType, rid: str) -> ResourceRow:
+        row = await (reader.get_user if rtype.name == "User" else reader.get_group)(tenant_id, rid)
+        if row is None:
+            raise NotFoundError(f"{rtype.name} {rid} not found")
+        return row  # type: ignore[no-any-return]
+
+    def compile_query(self, rtype: ResourceType, params: ListParams) -> Query:
+        query = Query()
+        if params.filter:
+            node = parse_filter(params.filter)
+            query.where, query.params = compile_filter(node, rtype, self.store.dialect)  # type: ignore[arg-type]
+        if params.sort_by:
+            query.order_by = compile_sort(params.sort_by, rtype, self.store.dialect)  # type: ignore[arg-type]
+        query.descending = params.sort_order == "descending"
+        count = params.count if params.count is not None else self.default_page_size
+        query.limit = max(0, min(count, self.max_page_size))
+        if params.cursor is not None:
+            if params.sort_by:
+                raise InvalidValueError("cursor pagination cannot be combined with sortBy", scim_type="invalidCursor")
+            query.after_seq = _decode_cursor(params.cursor) if params.cursor else None
+        else:
+            query.offset = max(params.start_index, 1) - 1
+        return query
+
+    async def list(self, tenant: TenantRow, rtype: ResourceType, params: ListParams) -> Result:
+        query = self.compile_query(rtype, params)
+        async with self.store.read() as r:
+            page = await (r.query_users if rtype.name == "User" else r.query_groups)(tenant.id, query)
+            docs: list[dict[str, Any]] = []
+            if rtype.name == "User":
+                groups: dict[str, list[Member]] = {}
+                if page.rows and _wants("groups", params.attributes, params.excluded):
+                    groups = await r.groups_of_users(tenant.id, [row.id for row in page.rows])
+                docs = [self.document(tenant.id, rtype, row, groups=groups.get(row.id)) for row in page.rows]
+            else:
+                for row in page.rows:
+                    docs.append(await self._full(r, tenant.id, rtype, row, params.attributes, params.excluded))
+        resources = [self._project(d, rtype, params.attributes, params.excluded) for d in docs]
+        body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": page.total}
+        if query.limit:
+            body["itemsPerPage"] = len(resources)
+            body["startIndex"] = query.offset + 1
+        body["Resources"] = resources
+        if params.cursor is not None and page.rows and len(page.rows) == query.limit:
+            body["nextCursor"] = _encode_cursor(page.rows[-1].seq)
+        return Result(200, body)
+
+    # writes ----------------------------------------------------------------------------
+    async def _notify(self, tx: Tx, tenant: TenantRow, change: Change, context: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            await listener(tx, tenant, change, context)
+
+    async def _check_members(self, tx: Tx, tenant_id: str, members: list[dict[str, Any]]) -> list[Member]:
+        ids: list[str] = []
+        for m in members:
+            value = m.get("value") if isinstance(m, dict) else None
+            if not isinstance(value, str) or not value:
+                raise InvalidValueError("each member needs a string 'value' holding a User or Group id")
+            ids.append(value)
+        found = await tx.existing_ids(tenant_id, list(dict.fromkeys(ids)))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidValueError(f"members not found in this tenant: {', '.join(missing[:10])}")
+        return [Member(i, found[i]) for i in dict.fromkeys(ids)]
+
+    async def create(
+        self,
+        tenant: TenantRow,
+        rtype: ResourceType,
+        body: dict[str, Any],
+        *,
+        correlation: Callable[[dict[str, Any]], str | None] | None = None,
+        context: dict[str, Any] | None = None,
+        attributes: list[str] | None = None,
+        excluded: list[str] | None = None,
+    ) -> Result:
+        prepared = prepare_write(body, rtype)
+        ts = now()
+        row = ResourceRow(id=str(uuid.uuid4()), data=prepared.data, version=1, created=ts, last_modified=ts)
+        ctx = context if context is not None else {}
+        ctx.setdefault("request_body", body)
+        async with self.store.write() as tx:
+            flt = correlation(prepared.data) if correlation else None
+            if flt:
+                q = self.compile_query(rtype, ListParams(filter=flt, count=1))
+                q.count_total = False
+                page = await (tx.query_users if rtype.name == "User" else tx.query_groups)(tenant.id, q)
+                if page.rows:
+                    raise UniquenessError(f"a {rtype.name} matching {flt} already exists")
+            try:
+                if rtype.name == "User":
+                    await tx.insert_user(tenant.id, row)
+                else:
+                    await tx.insert_group(tenant.id, row)
+                    if prepared.members:
+                        await tx.add_members(tenant.id, row.id, await self._check_members(tx, tenant.id, prepared.members))
+            except StoreConflict as exc:
+                raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+            doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
+            change = Change(tenant.id, rtype.name, row.id, "created", row.version, doc)
+            await self._notify(tx, tenant, change, ctx)
+        headers = {"ETag": etag(row.version), "Location": doc["meta"]["location"]}
+        return Result(201, self._project(doc, rtype, attributes, excluded), headers, [change])
+
+    async def replace(
+        self,
+        tenant: TenantRow,
+        rtype: ResourceType,
+        rid: str,
+        body: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        context: dict[str, Any] | None = None,
+        attributes: list[str] | None = None,
+        excluded: list[str] | None = None,
+    ) -> Result:
+        ctx = context if context is not None else {}
+        async with self.store.write() as tx:
+            old = await self._get_row(tx, tenant.id, rtype, rid)
+            if if_match and not _etag_matches(if_match, old.version):
+                raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
+            if isinstance(body.get("id"), str) and body["id"] != rid:
+                raise InvalidValueError(f"body id {body['id']!r} does not match the URL's {rid!r}", scim_type="mutability")
+            prepared = prepare_write(body, rtype, existing=old.data)
+            row = ResourceRow(
+                id=rid,
+                data=prepared.data,
+                version=old.version + 1,
+                created=old.created,
+                last_modified=now(),
+                roles=old.roles,
+                provisioned_by=old.provisioned_by,
+            )
+            try:
+                if rtype.name == "User":
+                    await tx.update_user(tenant.id, row)
+                else:
+                    await tx.update_group(tenant.id, row)
+                    if prepared.members is not None:
+                        await tx.clear_members(tenant.id, rid)
+                        await tx.add_members(tenant.id, rid, await self._check_members(tx, tenant.id, prepared.members))
+            except StoreConflict as exc:
+                raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+            doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
+            change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
+            await self._notify(tx, tenant, change, ctx)
+        return Result(200, self._project(doc, rtype, attributes, excluded), {"ETag": etag(row.version)}, [change])
+
+    async def patch(
+        self,
+        tenant: TenantRow,
+        rtype: ResourceType,
+        rid: str,
+        body: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        context: dict[str, Any] | None = None,
+        attributes: list[str] | None = None,
+        excluded: list[str] | None = None,
+    ) -> Result:
+        operations = patch_operations(body)
+        ctx = context if context is not None else {}
+        async with self.store.write() as tx:
+            old = await self._get_row(tx, tenant.id, rtype, rid)
+            if if_match and not _etag_matches(if_match, old.version):
+                raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
+            outcome = apply_patch(old.data, operations, rtype, resource_id=rid)
+            members_changed = False
+            if outcome.members is not None:
+                members_changed = await self._apply_member_changes(tx, tenant.id, rid, outcome.members)
+            ts = now()
+            row = ResourceRow(
+                id=rid,
+                data=outcome.data,
+                version=old.version,
+                created=old.created,
+                last_modified=old.last_modified,
+                roles=old.roles,
+                provisioned_by=old.provisioned_by,
+            )
+            if outcome.changed or members_changed:
+                row.version += 1
+                row.last_modified = ts
+                try:
+                    if rtype.name == "User":
+                        await tx.update_user(tenant.id, row)
+                    else:
+                        await tx.update_group(tenant.id, row)
+                except StoreConflict as exc:
+                    raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+            respond = rtype.name == "User" or bool(attributes)
+            doc: dict[str, Any] | None = None
+            if respond:
+                doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
+            changes: list[Change] = []
+            if outcome.changed or members_changed:
+                change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
+                ctx["members_changed"] = members_changed
+                await self._notify(tx, tenant, change, ctx)
+                changes.append(change)
+        headers = {"ETag": etag(row.version)}
+        if doc is None:
+            return Result(204, None, headers, changes)
+        return Result(200, self._project(doc, rtype, attributes, excluded), headers, changes)
+
+    async def _apply_member_changes(self, tx: Tx, tenant_id: str, gid: str, mc: MemberChanges) -> bool:
+        changed = False
+        if mc.remove_all or mc.replace_all is not None:
+            changed |= await tx.clear_members(tenant_id, gid) > 0
+        if mc.replace_all:
+            changed |= await tx.add_members(tenant_id, gid, await self._check_members(tx, tenant_id, mc.replace_all)) > 0
+        remove_ids = list(mc.remove_ids)
+        if mc.remove_filter:
+            from gateway.core.filter import matches
+
+            current = await tx.list_members(tenant_id, gid)
+            gt = self.types["Group"]
+            for node in mc.remove_filter:
+                for m in current:
+                    if matches(node, {"value": m.value, "type": m.type, "display": m.display}, gt):
+                        remove_ids.append(m.value)
+        if remove_ids:
+            changed |= await tx.remove_members(tenant_id, gid, remove_ids) > 0
+        if mc.add:
+            changed |= await tx.add_members(tenant_id, gid, await self._check_members(tx, tenant_id, mc.add)) > 0
+        return changed
+
+    async def delete(
+        self,
+        tenant: TenantRow,
+        rtype: ResourceType,
+        rid: str,
+        *,
+        if_match: str | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Result:
+        ctx = context if context is not None else {}
+        async with self.store.write() as tx:
+            old = await self._get_row(tx, tenant.id, rtype, rid)
+            if if_match and not _etag_matches(if_match, old.version):
+                raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
+            before = self.document(tenant.id, rtype, old)
+            change = Change(tenant.id, rtype.name, rid, "deleted", old.version, None)
+            ctx["before"] = before
+            # Listeners run before the rows go, so they can still read memberships to recompute roles.
+            await self._notify(tx, tenant, change, ctx)
+            if rtype.name == "User":
+                await tx.delete_user(tenant.id, rid)
+            else:
+                await tx.delete_group(tenant.id, rid)
+        return Result(204, None, {}, [change])
+
+
+def patch_operations(body: Any) -> list[dict[str, Any]]:
+    """Validate the PatchOp envelope (RFC 7644 §3.5.2) and return its operations."""
+    if not isinstance(body, dict):
+        raise InvalidSyntaxError("PATCH body must be a JSON object")
+    schemas = body.get("schemas")
+    if not isinstance(schemas, list) or not any(isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas):
+        raise InvalidSyntaxError(f"PATCH body must list the schema {PATCH_OP_SCHEMA}")
+    ops = next((v for k, v in body.items() if k.lower() == "operations"), None)
+    if not isinstance(ops, list) or not ops:
+        raise InvalidSyntaxError("PATCH body needs a non-empty 'Operations' array")
+    for op in ops:
+        if not isinstance(op, dict):
+            raise InvalidSyntaxError("each PATCH operation must be a JSON object")
+    return ops
+
+
+def _action(before: dict[str, Any], after: dict[str, Any]) -> str:
+    was, now_active = before.get("active") is not False, after.get("active") is not False
+    if was and not now_active:
+        return "deactivated"
+    if not was and now_active:
+        return "reactivated"
+    return "updated"
+
+
+__all__ = ["ListParams", "Result", "ScimError", "ScimService", "etag", "list_params", "patch_operations"]

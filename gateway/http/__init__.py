@@ -1,0 +1,1 @@
+"""HTTP edge: routes, thin handlers, middleware (request id, auth, errors, one log line)."""

@@ -1,0 +1,20 @@
+"""Typed AppKeys and RequestKeys: the only way state is reached from handlers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway.store.base import TenantRow
+from gateway.types import ScimRequest
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+gateway_key: web.AppKey["Gateway"] = web.AppKey("gateway_key")
+request_id_key = web.RequestKey("request_id_key", str)
+tenant_key = web.RequestKey("tenant_key", TenantRow)
+scim_request_key = web.RequestKey("scim_request_key", ScimRequest)
+client_key = web.RequestKey("client_key", str)
+outcome_key: web.RequestKey[Any] = web.RequestKey("outcome_key", object)

@@ -1,0 +1,83 @@
+"""One middleware: request id, structlog context, SCIM errors rendered, one log line per request."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from gateway.core.errors import ScimError
+from gateway.http.keys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.scim import scim_response
+from gateway.pipeline import ShapedError
+
+log = structlog.get_logger("scim_gateway.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error_response(status: int, body: dict[str, object], request: web.Request) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else None
+    if request.path.startswith("/api/"):
+        return web.json_response(
+            {"error": body.get("scimType") or _admin_code(status), "detail": body.get("detail")},
+            status=status,
+            headers=headers,
+        )
+    return scim_response(status, body, headers)
+
+
+def _admin_code(status: int) -> str:
+    return {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+            409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}.get(status, "error")
+
+
+@web.middleware
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.headers.get("X-Request-Id", "")
+    if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
+        rid = secrets.token_hex(8)
+    request[request_id_key] = rid
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    started = time.perf_counter()
+    error: ScimError | None = None
+    try:
+        try:
+            response = await handler(request)
+        except ShapedError as shaped:
+            error = shaped.error
+            request[client_key] = shaped.client
+            response = _error_response(shaped.error.status, shaped.body, request)
+        except ScimError as exc:
+            error = exc
+            response = _error_response(exc.status, exc.to_body(), request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            error = ScimError(exc.reason or "request failed", status=exc.status)
+            response = _error_response(exc.status, error.to_body(), request)
+        except Exception:
+            log.exception("unhandled_error", path=request.path)
+            error = ScimError(f"internal server error (request id {rid})", status=500)
+            response = _error_response(500, error.to_body(), request)
+        response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        tenant = request.get(tenant_key)
+        status = error.status if error else (response.status if "response" in locals() else 500)
+        gw = request.app[gateway_key]
+        if tenant is not None and request.path.startswith("/scim/"):
+            await gw.record_scim_request(request, tenant, status, error)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            tenant=tenant.id if tenant else request.match_info.get("tenant_id"),
+            client=request.get(client_key),
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            **({"scim_type": error.scim_type} if error and error.scim_type else {}),
+        )

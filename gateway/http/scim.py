@@ -1,0 +1,127 @@
+"""SCIM routes: bearer auth per tenant, body parsing, and the hand-off to the pipeline."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway import pipeline
+from gateway.clock import now
+from gateway.core.errors import (
+    ForbiddenError,
+    InvalidSyntaxError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ScimError,
+    UnauthorizedError,
+)
+from gateway.http.keys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.identity.tenants import authenticate
+from gateway.types import ScimRequest
+
+SCIM_CONTENT_TYPE = "application/scim+json"
+_JSON_TYPES = ("application/scim+json", "application/json", "text/json")
+_UNAUTHORIZED = "Authentication failed: send 'Authorization: Bearer <tenant API key>'"
+
+
+def scim_response(status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None) -> web.Response:
+    if body is None:
+        return web.Response(status=status, headers=headers)
+    return web.Response(
+        status=status,
+        body=orjson.dumps(body),
+        content_type=SCIM_CONTENT_TYPE,
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def _tenant_for(request: web.Request) -> Any:
+    """Authenticate the tenant's API key; every failure is the same 401 so nothing leaks."""
+    gw = request.app[gateway_key]
+    tenant_id = request.match_info["tenant_id"]
+    token = _bearer(request)
+    key = await authenticate(gw.store, tenant_id, token) if token else None
+    if key is None:
+        raise UnauthorizedError(_UNAUTHORIZED)
+    async with gw.store.read() as r:
+        tenant = await r.get_tenant(tenant_id)
+    if tenant is None:  # a key can only outlive its tenant if the tenant row vanished
+        raise UnauthorizedError(_UNAUTHORIZED)
+    gw.touch_key(key.id, now())
+    request[tenant_key] = tenant
+    if not tenant.scim_enabled:
+        raise ForbiddenError(
+            "SCIM provisioning is disabled for this tenant: an administrator must turn on "
+            "'Enable SCIM provisioning' (scim_enabled) before the IdP can sync"
+        )
+    return tenant
+
+
+async def _json_body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return None
+    gw = request.app[gateway_key]
+    if request.content_length is not None and request.content_length > gw.settings.max_body_bytes:
+        raise PayloadTooLargeError(f"request body exceeds {gw.settings.max_body_bytes} bytes")
+    ctype = request.content_type.lower()
+    if ctype and ctype not in _JSON_TYPES:
+        raise ScimError(f"unsupported Content-Type {ctype!r}; send application/scim+json", status=415)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLargeError(f"request body exceeds {gw.settings.max_body_bytes} bytes") from None
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSyntaxError(f"request body is not valid JSON: {exc}") from None
+
+
+async def scim_handler(request: web.Request) -> web.StreamResponse:
+    gw = request.app[gateway_key]
+    tenant = await _tenant_for(request)
+    body = await _json_body(request)
+    path = "/" + request.match_info.get("tail", "")
+    parts = [p for p in path.split("/") if p]
+    sreq = ScimRequest(
+        method=request.method,
+        path=path,
+        resource_type={"users": "User", "groups": "Group"}.get(parts[0].lower()) if parts else None,
+        resource_id=parts[1] if len(parts) == 2 and not parts[1].startswith(".") else None,
+        query=dict(request.query),
+        headers={k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"},
+        body=body,
+        tenant=tenant,
+        request_id=request[request_id_key],
+    )
+    request[scim_request_key] = sreq
+    outcome = await pipeline.handle(gw, sreq)
+    request[client_key] = outcome.client
+    request[outcome_key] = outcome
+    return scim_response(outcome.status, outcome.body, outcome.headers)
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    raise NotFoundError(f"no endpoint at {request.path}")
+
+
+def constant_time_equals(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_route("*", "/scim/v2/{tenant_id}", scim_handler)
+    app.router.add_route("*", "/scim/v2/{tenant_id}/{tail:.*}", scim_handler)

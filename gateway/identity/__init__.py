@@ -1,0 +1,1 @@
+"""Tenants, API keys, role mapping, the SSO sign-in decision and the activity log."""

@@ -1,0 +1,235 @@
+"""The one module that calls per-request hooks: identify, normalise, run the core, shape, notify.
+
+``http`` hands it a :class:`ScimRequest`; it returns the status, body and headers to send.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.core import discovery
+from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
+from gateway.core.schema import SEARCH_REQUEST_SCHEMA, ResourceType
+from gateway.core.service import Result, list_params
+from gateway.types import Client, ScimRequest
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger("scim_gateway.pipeline")
+GENERIC = "generic"
+_ALLOWED = {
+    "collection": {"GET", "POST"},
+    "item": {"GET", "PUT", "PATCH", "DELETE"},
+    "search": {"POST"},
+    "bulk": {"POST"},
+    "discovery": {"GET"},
+}
+
+
+@dataclass(slots=True)
+class Route:
+    kind: str  # collection | item | search | bulk | discovery
+    rtype: ResourceType | None = None
+    resource_id: str | None = None
+    discovery: str | None = None
+    key: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: int
+    body: dict[str, Any] | None
+    headers: dict[str, str] = field(default_factory=dict)
+    client: str = GENERIC
+
+
+def route(gw: "Gateway", path: str) -> Route:
+    """Map a tenant-relative path to what it addresses (endpoint names are matched case-insensitively)."""
+    parts = [p for p in path.split("/") if p]
+    types = {rt.endpoint.strip("/").lower(): rt for rt in gw.service.types.values()}
+    if not parts:
+        raise NotFoundError("no SCIM endpoint at the tenant root; try /Users or /Groups")
+    head = parts[0].lower()
+    if head == ".search" and len(parts) == 1:
+        return Route("search")
+    if head == "bulk" and len(parts) == 1:
+        return Route("bulk")
+    if head in ("serviceproviderconfig", "resourcetypes", "schemas") and len(parts) <= 2:
+        return Route("discovery", discovery=head, key=parts[1] if len(parts) == 2 else None)
+    rtype = types.get(head)
+    if rtype is not None:
+        if len(parts) == 1:
+            return Route("collection", rtype)
+        if len(parts) == 2:
+            if parts[1] == ".search":
+                return Route("search", rtype)
+            return Route("item", rtype, parts[1])
+    raise NotFoundError(f"no SCIM endpoint at {path}")
+
+
+def identify(gw: "Gateway", request: ScimRequest) -> Client:
+    idp = request.tenant.idp
+    if idp and idp != "auto":
+        return Client(idp)
+    name = gw.plugins.hook.scim_identify_client(request=request, tenant=request.tenant)
+    return Client(name or GENERIC)
+
+
+async def handle(gw: "Gateway", request: ScimRequest) -> Outcome:
+    """Run one SCIM request through the hooks and the core. ScimErrors propagate to the HTTP layer."""
+    client = identify(gw, request)
+    request.stash["client"] = client.name
+    hooks = gw.plugins.hooks_for(client.name)
+    try:
+        result = await _dispatch(gw, hooks, client, request)
+    except ScimError as exc:
+        body = exc.to_body()
+        hooks.scim_shape_response(client=client, request=request, status=exc.status, body=body)
+        raise _Shaped(exc, body, client.name) from exc
+    hooks.scim_shape_response(client=client, request=request, status=result.status, body=result.body)
+    for change in result.changes:
+        await _notify(gw, hooks, client, change)
+    return Outcome(result.status, result.body, result.headers, client.name)
+
+
+class _Shaped(Exception):
+    """A ScimError whose body the plugins have already shaped."""
+
+    def __init__(self, error: ScimError, body: dict[str, Any], client: str) -> None:
+        super().__init__(error.detail)
+        self.error = error
+        self.body = body
+        self.client = client
+
+
+ShapedError = _Shaped
+
+
+async def _notify(gw: "Gateway", hooks: Any, client: Client, change: Any) -> None:
+    for impl in hooks.scim_resource_changed.get_hookimpls():
+        try:
+            out = impl.function(client=client, change=change)
+            if inspect.isawaitable(out):
+                await out
+        except Exception:  # notification hooks never fail a committed request
+            log.exception("resource_changed_hook_failed", extra={"plugin": impl.plugin_name})
+
+
+def _body_object(request: ScimRequest) -> dict[str, Any]:
+    if not isinstance(request.body, dict):
+        raise InvalidSyntaxError("request body must be a JSON object")
+    return request.body
+
+
+async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequest) -> Result:
+    r = route(gw, request.path)
+    method = request.method.upper()
+    if method not in _ALLOWED[r.kind]:
+        raise ScimError(f"{method} is not allowed on {request.path}", status=405)
+    tenant = request.tenant
+    svc = gw.service
+    if request.query:
+        hooks.scim_normalize_query(client=client, request=request, query=request.query)
+    base = gw.settings.scim_url(tenant.id)
+    ctx: dict[str, Any] = {"client": client.name, "request": request}
+
+    if r.kind == "discovery":
+        return _discovery(gw, r, base)
+    if r.kind == "bulk":
+        from gateway.core.bulk import run_bulk  # the Bulk engine re-enters this pipeline per operation
+
+        return await run_bulk(gw, request, handle)
+    if r.kind == "search":
+        body = _body_object(request)
+        if not any(isinstance(s, str) and s.lower() == SEARCH_REQUEST_SCHEMA.lower() for s in body.get("schemas") or ()):
+            raise InvalidSyntaxError(f"a .search body must list the schema {SEARCH_REQUEST_SCHEMA}")
+        query = {k: (",".join(v) if isinstance(v, list) else str(v)) for k, v in body.items() if k != "schemas"}
+        hooks.scim_normalize_query(client=client, request=request, query=query)
+        params = list_params(query)
+        if r.rtype is None:
+            return await _search_all(gw, tenant, params)
+        return await svc.list(tenant, r.rtype, params)
+
+    assert r.rtype is not None
+    params = list_params(request.query)
+    if r.kind == "collection":
+        if method == "GET":
+            return await svc.list(tenant, r.rtype, params)
+        payload = _body_object(request)
+        hooks.scim_normalize_resource(client=client, request=request, payload=payload)
+
+        def correlation(resource: dict[str, Any]) -> str | None:
+            out = hooks.scim_correlation_filter(client=client, request=request, resource=resource)
+            return out or None
+
+        return await svc.create(
+            tenant, r.rtype, payload, correlation=correlation, context=ctx,
+            attributes=params.attributes, excluded=params.excluded,
+        )
+    rid = r.resource_id
+    assert rid is not None
+    if method == "GET":
+        return await svc.get(
+            tenant, r.rtype, rid, attributes=params.attributes, excluded=params.excluded,
+            if_none_match=request.headers.get("if-none-match"),
+        )
+    if method == "DELETE":
+        return await svc.delete(tenant, r.rtype, rid, if_match=request.headers.get("if-match"), context=ctx)
+    payload = _body_object(request)
+    if method == "PUT":
+        hooks.scim_normalize_resource(client=client, request=request, payload=payload)
+        return await svc.replace(
+            tenant, r.rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
+            attributes=params.attributes, excluded=params.excluded,
+        )
+    ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
+    if isinstance(ops, list):
+        hooks.scim_normalize_patch(client=client, request=request, operations=ops)
+    return await svc.patch(
+        tenant, r.rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
+        attributes=params.attributes, excluded=params.excluded,
+    )
+
+
+async def _search_all(gw: "Gateway", tenant: Any, params: Any) -> Result:
+    """Root-level ``/.search`` (RFC 7644 §3.4.3): the same query over every resource type, concatenated."""
+    svc = gw.service
+    resources: list[dict[str, Any]] = []
+    total = 0
+    want = params.count if params.count is not None else svc.default_page_size
+    skip = max(params.start_index, 1) - 1
+    for rtype in svc.types.values():
+        counted = await svc.list(tenant, rtype, type(params)(**{**params.__dict__, "count": 0, "start_index": 1}))
+        n = counted.body["totalResults"] if counted.body else 0
+        if skip < n and len(resources) < want:
+            sub = type(params)(**{**params.__dict__, "start_index": skip + 1, "count": want - len(resources)})
+            page = await svc.list(tenant, rtype, sub)
+            resources.extend(page.body["Resources"] if page.body else [])
+        skip = max(0, skip - n)
+        total += n
+    return Result(200, {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "itemsPerPage": len(resources),
+        "startIndex": max(params.start_index, 1),
+        "Resources": resources,
+    })
+
+
+def _discovery(gw: "Gateway", r: Route, base: str) -> Result:
+    s = gw.settings
+    if r.discovery == "serviceproviderconfig":
+        if r.key:
+            raise NotFoundError("ServiceProviderConfig has no sub-resources")
+        return Result(200, discovery.service_provider_config(
+            base, max_results=s.max_page_size, bulk_max_operations=s.bulk_max_operations,
+            max_payload=s.max_body_bytes, bulk_supported=gw.bulk_supported,
+        ))
+    docs = discovery.resource_type_documents(base) if r.discovery == "resourcetypes" else discovery.schema_documents(base)
+    if r.key:
+        return Result(200, discovery.find(docs, r.key, "ResourceType" if r.discovery == "resourcetypes" else "Schema"))
+    return Result(200, discovery.list_response(docs))

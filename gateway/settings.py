@@ -1,0 +1,46 @@
+"""Settings: environment variables (``SCIM_GATEWAY_*``), overridden by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+ENV_PREFIX = "SCIM_GATEWAY_"
+
+
+class Settings(BaseModel):
+    database: str = Field("scim-gateway.db", description="SQLite file path, sqlite:///path, or postgresql://...")
+    public_url: str | None = Field(None, description="Public base URL used in scim_url and meta.location")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_token: str | None = Field(None, description="Bearer token of the admin API; unset = admin API refuses all")
+    max_body_bytes: int = Field(1_048_576, description="Largest request body accepted (413 beyond)")
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    bulk_max_operations: int = 1000
+    log_json: bool | None = Field(None, description="JSON logs; default: when stderr is not a TTY")
+    log_level: str = "INFO"
+    activity_max_age_days: int = 90
+    activity_max_events: int = 100_000
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host
+        return f"http://{host}:{self.port}"
+
+    def scim_url(self, tenant_id: str) -> str:
+        return f"{self.base_url()}/scim/v2/{tenant_id}"

@@ -336,7 +336,7 @@ def split_attr_path(word: str, pos: int, fail: Any) -> AttrPath:
     rest = word
     if word[:4].lower() == "urn:":
         urn, sep, rest = word.rpartition(":")
-        if not urn or not rest:
+        if urn.count(":") < 2 or not rest:  # urn:<nid>:<nss>:attr
             raise fail(f"invalid attribute path '{word}' at position {pos}")
     attr, _, sub = rest.partition(".")
     if not _NAME_RE.fullmatch(attr) or (sub and not _NAME_RE.fullmatch(sub)) or rest.endswith("."):

@@ -366,7 +366,7 @@ class _Patcher:
         """Lenient shapes common IdPs send, normalised before the strict type check."""
         if attr.multi_valued and isinstance(value, dict):
             return [value]  # a single element where RFC 7644 wants an array
-        if not attr.multi_valued and isinstance(value, list) and len(value) == 1:
+        if attr.is_complex and not attr.multi_valued and isinstance(value, list) and len(value) == 1:
             return value[0]  # Entra ID: "manager" with [{"value": ...}]
         if attr.is_complex and not attr.multi_valued and isinstance(value, str) and attr.sub("value") is not None:
             return {"value": value}  # Entra ID: enterprise manager as a bare id

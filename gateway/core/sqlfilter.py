@@ -56,6 +56,8 @@ TRUE = "(1=1)"
 FALSE = "(1=0)"
 _SQL_OPS = {"eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _LIKE_ESCAPE = "!"
+# A bare NULL is rejected by PostgreSQL in ORDER BY ("non-integer constant"); a cast is not.
+_NO_SORT_KEY = "CAST(NULL AS TEXT)"
 
 
 def _scim_fold(value: Any) -> Any:
@@ -491,7 +493,7 @@ def compile_sort(path: str, rtype: ResourceType, dialect: Dialect) -> str:
         raise InvalidValueError(f"invalid sortBy attribute path {path!r}") from None
     rp = rtype.resolve(str(ap))
     if rp is None or rp.attribute.returned == "never":
-        return "NULL"
+        return _NO_SORT_KEY
     attr, sub, urn = rp.attribute, rp.sub, rp.urn
     if sub is None and attr.is_complex:
         sub = attr.sub("value")
@@ -509,9 +511,9 @@ def compile_sort(path: str, rtype: ResourceType, dialect: Dialect) -> str:
     if urn is None:
         if name == "meta":
             return {"created": "r.created", "lastmodified": "r.last_modified", "version": "r.version",
-                    "location": "r.id"}.get(sname or "", "NULL")
+                    "location": "r.id"}.get(sname or "", _NO_SORT_KEY)
         if name == "schemas":
-            return "NULL"
+            return _NO_SORT_KEY
         columns = {"id": ("r.id", False), "externalid": ("r.external_id", False),
                    "displayname": ("r.display_name_ci", True)}
         if c.is_user:
@@ -524,7 +526,7 @@ def compile_sort(path: str, rtype: ResourceType, dialect: Dialect) -> str:
             try:
                 s = el.sub(sub)
             except InvalidFilterError:
-                return "NULL"
+                return _NO_SORT_KEY
             key = s.expr if s.folded or leaf.case_exact else c.fold_sql(s.expr)
             return f"(SELECT MIN({c.coll(key)}) FROM {el.frm} WHERE {el.where})"
     keys = ([urn] if urn else []) + [attr.name]

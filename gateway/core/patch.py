@@ -45,7 +45,7 @@ from gateway.core.resource import (
 )
 from gateway.core.schema import GROUP_SCHEMA, Attribute, ResourceType
 
-__all__ = ["MemberChanges", "PatchOutcome", "apply_patch", "element_matches"]
+__all__ = ["MemberChanges", "PatchOutcome", "apply_patch", "element_matches", "member_matches"]
 
 _OPS = ("add", "replace", "remove")
 
@@ -122,6 +122,15 @@ def element_matches(node: Node, element: Any, attr: Attribute) -> bool:
         return matches_value(node, element, attr)
     except InvalidFilterError as exc:
         raise InvalidPathError(exc.detail) from None
+
+
+def member_matches(node: Node, member: dict[str, Any], rtype: ResourceType) -> bool:
+    """Whether a stored member (``{value, type, display}``) matches a :attr:`MemberChanges.remove_filter` node.
+
+    The nodes are the inner filters of ``members[...]``, so their paths are relative to a member
+    (``type eq "Group"``); evaluate them with this, not with :func:`gateway.core.filter.matches`.
+    """
+    return element_matches(node, member, rtype.attributes["members"])
 
 
 def _operands(node: Node, cls: type[And] | type[Or]) -> list[Node]:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from gateway.core.errors import InvalidValueError, MutabilityError
-from gateway.core.schema import Attribute, ResourceType
+from gateway.core.schema import GROUP_SCHEMA, Attribute, ResourceType, group_type
 
 __all__ = [
     "UNASSIGNED",
@@ -208,8 +208,6 @@ def merge_multi(existing: list[Any], added: list[Any]) -> list[Any]:
 
 def check_members(value: Any, path: str = "members") -> list[dict[str, Any]]:
     """Validate a Group ``members`` value (array of ``{value, $ref, type, display}``) for the row store."""
-    from gateway.core.schema import group_type  # local: group_type() reads the schema document once
-
     attr = group_type().attributes["members"]
     checked = check_value(attr, value, path, writable_only=False)
     if checked is UNASSIGNED:
@@ -291,7 +289,7 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
                 check_value(attr, value, attr.name)
                 password_set = True
             return
-        if attr.name == "members" and rtype.schema == "urn:ietf:params:scim:schemas:core:2.0:Group":
+        if attr.name == "members" and rtype.schema == GROUP_SCHEMA:
             members = check_members(value)
             return
         if attr.mutability == "readOnly":

@@ -484,3 +484,11 @@ def test_request_is_atomic_and_input_untouched() -> None:
 def test_password_is_reported_not_stored() -> None:
     out = patch_user([{"op": "replace", "path": "password", "value": "n3w"}])
     assert out.password_set is True and "password" not in out.data and out.changed is False
+
+
+def test_member_remove_filter_is_evaluated_per_member() -> None:
+    from gateway.core.patch import member_matches
+
+    (node,) = patch_group([{"op": "remove", "path": "members[type eq \"Group\"]"}]).remove_filter
+    assert member_matches(node, {"value": "g2", "type": "Group", "display": None}, group_type())
+    assert not member_matches(node, {"value": "u1", "type": "User", "display": None}, group_type())

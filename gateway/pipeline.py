@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from dataclasses import dataclass, field
@@ -140,9 +141,17 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
     if r.kind == "discovery":
         return _discovery(gw, r, base)
     if r.kind == "bulk":
-        from gateway.core.bulk import run_bulk  # the Bulk engine re-enters this pipeline per operation
+        from gateway.core.bulk import run_bulk
 
-        return await run_bulk(gw, request, handle)
+        async def run_one(sub: ScimRequest) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+            # each Bulk operation goes through this same pipeline, hooks included
+            try:
+                out = await handle(gw, sub)
+            except _Shaped as shaped:
+                return shaped.error.status, shaped.body, {}
+            return out.status, out.body, out.headers
+
+        return await run_bulk(request, run_one, max_operations=gw.settings.bulk_max_operations)
     if r.kind == "search":
         body = _body_object(request)
         if not any(isinstance(s, str) and s.lower() == SEARCH_REQUEST_SCHEMA.lower() for s in body.get("schemas") or ()):
@@ -203,10 +212,10 @@ async def _search_all(gw: "Gateway", tenant: Any, params: Any) -> Result:
     want = params.count if params.count is not None else svc.default_page_size
     skip = max(params.start_index, 1) - 1
     for rtype in svc.types.values():
-        counted = await svc.list(tenant, rtype, type(params)(**{**params.__dict__, "count": 0, "start_index": 1}))
+        counted = await svc.list(tenant, rtype, dataclasses.replace(params, count=0, start_index=1))
         n = counted.body["totalResults"] if counted.body else 0
         if skip < n and len(resources) < want:
-            sub = type(params)(**{**params.__dict__, "start_index": skip + 1, "count": want - len(resources)})
+            sub = dataclasses.replace(params, start_index=skip + 1, count=want - len(resources))
             page = await svc.list(tenant, rtype, sub)
             resources.extend(page.body["Resources"] if page.body else [])
         skip = max(0, skip - n)

@@ -22,7 +22,7 @@ from gateway.core.errors import (
     UniquenessError,
 )
 from gateway.core.filter import parse_filter
-from gateway.core.patch import MemberChanges, apply_patch
+from gateway.core.patch import MemberChanges, apply_patch, member_matches
 from gateway.core.projection import parse_attribute_list, project
 from gateway.core.resource import prepare_write
 from gateway.core.schema import (
@@ -454,13 +454,12 @@ class ScimService:
             changed |= await tx.add_members(tenant_id, gid, await self._check_members(tx, tenant_id, mc.replace_all)) > 0
         remove_ids = list(mc.remove_ids)
         if mc.remove_filter:
-            from gateway.core.filter import matches
-
+            # a filter other than `value eq` (e.g. members[type eq "Group"]): the rare case that reads the members
             current = await tx.list_members(tenant_id, gid)
             gt = self.types["Group"]
             for node in mc.remove_filter:
                 for m in current:
-                    if matches(node, {"value": m.value, "type": m.type, "display": m.display}, gt):
+                    if member_matches(node, {"value": m.value, "type": m.type, "display": m.display}, gt):
                         remove_ids.append(m.value)
         if remove_ids:
             changed |= await tx.remove_members(tenant_id, gid, remove_ids) > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +174,10 @@ def test_custom_extension_is_returned_by_default_and_by_urn() -> None:
     assert CUSTOM not in project(doc, user_type(), excluded=[CUSTOM])
 
 
-# --- speed -----------------------------------------------------------------------------------------------
+# --- the fast path (speed itself is measured in bench/, never asserted here) -------------------------------
 
 
-def test_default_projection_is_fast() -> None:
+def test_default_projection_returns_the_stored_dict_without_copying() -> None:
     doc = enterprise_user()
-    rt = user_type()
-    project(doc, rt)
-    n = 5000
-    start = time.perf_counter()
-    for _ in range(n):
-        project(doc, rt)
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 20e-6, f"{per_call * 1e6:.1f} µs per call"
+    doc.pop("password", None)
+    assert project(doc, user_type()) is doc

@@ -99,3 +99,13 @@ async def test_groups_concurrent_member_patches_lose_nothing(scim: ScimClient) -
     assert all(r[0] == 204 for r in results)
     status, got, _ = await scim.get(f"/Groups/{g['id']}")
     assert len(got["members"]) == 20 and got["meta"]["version"] == 'W/"21"'
+
+
+async def test_groups_patch_remove_members_by_type_filter(scim: ScimClient) -> None:
+    u = await scim.create_user("t1@example.com")
+    inner = await scim.create_group("Inner")
+    g = await scim.create_group("Outer", members=[u["id"], inner["id"]])
+    status, _, _ = await scim.patch(f"/Groups/{g['id']}", [{"op": "remove", "path": 'members[type eq "Group"]'}])
+    assert status == 204
+    status, got, _ = await scim.get(f"/Groups/{g['id']}")
+    assert [m["value"] for m in got["members"]] == [u["id"]]

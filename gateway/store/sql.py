@@ -82,8 +82,12 @@ def _group(r: Any) -> ResourceRow:
 class SqlOps:
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, *, row_lock: str = "") -> None:
         self.conn = conn
+        # Appended to get_user/get_group. A backend whose writers run concurrently (PostgreSQL:
+        # " FOR NO KEY UPDATE") passes it inside write() so a resource's read-modify-write (read,
+        # apply PATCH, write version + 1) can't interleave with another process's and lose an update.
+        self.row_lock = row_lock
 
     # tenants -------------------------------------------------------------------------------
     async def get_tenant(self, tenant_id: str) -> TenantRow | None:
@@ -152,7 +156,9 @@ class SqlOps:
 
     # users ---------------------------------------------------------------------------------
     async def get_user(self, tenant_id: str, user_id: str) -> ResourceRow | None:
-        r = await self.conn.fetchrow(f"SELECT {_USER_COLS} FROM users WHERE tenant_id = ? AND id = ?", (tenant_id, user_id))
+        r = await self.conn.fetchrow(
+            f"SELECT {_USER_COLS} FROM users WHERE tenant_id = ? AND id = ?{self.row_lock}", (tenant_id, user_id)
+        )
         return _user(r) if r else None
 
     async def get_user_by_name(self, tenant_id: str, user_name: str) -> ResourceRow | None:
@@ -237,7 +243,7 @@ class SqlOps:
     # groups --------------------------------------------------------------------------------
     async def get_group(self, tenant_id: str, group_id: str) -> ResourceRow | None:
         r = await self.conn.fetchrow(
-            f"SELECT {_GROUP_COLS} FROM groups WHERE tenant_id = ? AND id = ?", (tenant_id, group_id)
+            f"SELECT {_GROUP_COLS} FROM groups WHERE tenant_id = ? AND id = ?{self.row_lock}", (tenant_id, group_id)
         )
         return _group(r) if r else None
 

@@ -1,0 +1,327 @@
+"""PostgreSQL backend (asyncpg): a connection pool, one transaction per ``write()``, locked migrations.
+
+Several gateway processes may share one database. SQLite serialises writers with one lock; here
+each ``write()`` is a READ COMMITTED transaction on its own pooled connection, and the single-row
+reads a write makes (``get_user``/``get_group``) lock the row, so a resource's read-modify-write
+never interleaves with another process's. Membership rows are inserted with ``ON CONFLICT DO
+NOTHING`` and version bumps are ``UPDATE ... SET version = version + 1``, which PostgreSQL
+serialises on the row lock and re-evaluates against the committed row.
+
+A unique violation aborts the PostgreSQL transaction: after :class:`StoreConflict` the ``Tx`` must
+not be used again (the caller leaves the ``write()`` block, which rolls back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Sequence
+
+import asyncpg
+
+from gateway.store.base import Reader, StoreConflict, Tx
+from gateway.store.migrations import migration_scripts
+from gateway.store.sql import SqlOps, dumps
+
+# Taken by single-row reads inside write(); NO KEY UPDATE (what a non-key UPDATE takes anyway) does
+# not conflict with the KEY SHARE locks foreign-key checks take, so member inserts don't block on it.
+_ROW_LOCK = " FOR NO KEY UPDATE"
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_STATUS_COUNT = re.compile(r"(\d+)\s*$")
+_INSERT_VALUES = re.compile(
+    r"^\s*(INSERT\s+INTO\s+[^?']+?)\s+VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)([^?']*)$", re.IGNORECASE | re.DOTALL
+)
+
+# Constraint name fragment -> what the client is told; names are PostgreSQL's defaults for the
+# UNIQUE constraints of the 0001 migration (e.g. users_tenant_id_user_name_ci_key).
+_CONFLICTS = (
+    ("user_name_ci", "userName must be unique"),
+    ("key_hash", "API key hash must be unique"),
+    ("users_tenant_id_id", "User id must be unique"),
+    ("groups_tenant_id_id", "Group id must be unique"),
+    ("tenants_pkey", "tenant id must be unique"),
+    ("api_keys_pkey", "API key id must be unique"),
+)
+
+
+# --- ``?`` -> ``$n`` ------------------------------------------------------------------------------
+_PLACEHOLDER_CACHE: OrderedDict[str, str] = OrderedDict()
+_PLACEHOLDER_CACHE_SIZE = 2048  # filter queries vary per request; keep the cache bounded
+
+
+def renumber(sql: str) -> str:
+    """Rewrite ``?`` placeholders to ``$1, $2, ...``, leaving literals, identifiers and comments alone.
+
+    Skips ``'...'`` (with ``''`` escapes), ``E'...'`` (with backslash escapes), ``"..."``,
+    ``$tag$...$tag$``, ``-- ...`` and ``/* ... */``. Results are cached per SQL string.
+    """
+    cached = _PLACEHOLDER_CACHE.get(sql)
+    if cached is not None:
+        _PLACEHOLDER_CACHE.move_to_end(sql)
+        return cached
+    out = _renumber(sql)
+    _PLACEHOLDER_CACHE[sql] = out
+    if len(_PLACEHOLDER_CACHE) > _PLACEHOLDER_CACHE_SIZE:
+        _PLACEHOLDER_CACHE.popitem(last=False)
+    return out
+
+
+def _renumber(sql: str) -> str:
+    out: list[str] = []
+    n = 0
+    i = 0
+    length = len(sql)
+    while i < length:
+        c = sql[i]
+        if c == "?":
+            n += 1
+            out.append(f"${n}")
+            i += 1
+            continue
+        end = i + 1
+        if c == "'":
+            backslash = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            end = _string_end(sql, i, backslash)
+        elif c == '"':
+            close = sql.find('"', i + 1)
+            end = length if close < 0 else close + 1
+        elif c == "-" and sql.startswith("--", i):
+            close = sql.find("\n", i)
+            end = length if close < 0 else close + 1
+        elif c == "/" and sql.startswith("/*", i):
+            end = _block_comment_end(sql, i)
+        elif c == "$":
+            m = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", sql[i:])
+            # "$1" is a native placeholder and "a$b" part of an identifier; only "$tag$" opens a string.
+            if m and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+                tag = m.group(0)
+                close = sql.find(tag, i + len(tag))
+                end = length if close < 0 else close + len(tag)
+        out.append(sql[i:end])
+        i = end
+    return "".join(out)
+
+
+def _string_end(sql: str, start: int, backslash: bool) -> int:
+    i = start + 1
+    while i < len(sql):
+        c = sql[i]
+        if backslash and c == "\\":
+            i += 2
+            continue
+        if c == "'":
+            if sql.startswith("''", i):
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return len(sql)
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    depth = 0
+    i = start
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif sql.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(sql)
+
+
+def _rowcount(status: str | None) -> int:
+    # asyncpg returns the command tag: "INSERT 0 3", "UPDATE 2", "DELETE 0", "SELECT 1".
+    m = _STATUS_COUNT.search(status or "")
+    return int(m.group(1)) if m else 0
+
+
+def _conflict(exc: asyncpg.UniqueViolationError) -> StoreConflict:
+    name = exc.constraint_name or ""
+    for fragment, message in _CONFLICTS:
+        if fragment in name:
+            return StoreConflict(message)
+    return StoreConflict(f"unique constraint {name or 'violated'}")
+
+
+# --- connection --------------------------------------------------------------------------------
+class _Conn:
+    """sql.py's ``Conn`` over one asyncpg connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return list(await self.conn.fetch(renumber(sql), *params))
+        except asyncpg.UniqueViolationError as exc:  # INSERT/UPDATE ... RETURNING
+            raise _conflict(exc) from None
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
+        try:
+            return await self.conn.fetchrow(renumber(sql), *params)
+        except asyncpg.UniqueViolationError as exc:
+            raise _conflict(exc) from None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return _rowcount(await self.conn.execute(renumber(sql), *params))
+        except asyncpg.UniqueViolationError as exc:
+            raise _conflict(exc) from None
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run ``sql`` once per row and return the total affected rows (asyncpg's executemany can't).
+
+        A multi-row ``INSERT ... VALUES (?, ...)`` becomes one ``INSERT ... SELECT * FROM unnest(...)``
+        (one round trip however many rows; ``ON CONFLICT DO NOTHING`` skips in-batch duplicates too);
+        anything else runs row by row on the connection's cached prepared statement.
+        """
+        if not rows:
+            return 0
+        try:
+            if len(rows) > 1:
+                bulk = await self._unnest_insert(sql)
+                if bulk is not None:
+                    columns = [list(col) for col in zip(*rows, strict=True)]
+                    return _rowcount(await self.conn.execute(bulk, *columns))
+            text = renumber(sql)
+            total = 0
+            for row in rows:
+                total += _rowcount(await self.conn.execute(text, *row))
+            return total
+        except asyncpg.UniqueViolationError as exc:
+            raise _conflict(exc) from None
+
+    async def _unnest_insert(self, sql: str) -> str | None:
+        cached = _UNNEST_CACHE.get(sql)
+        if cached is not None or sql in _UNNEST_CACHE:
+            return cached
+        m = _INSERT_VALUES.match(sql)
+        bulk: str | None = None
+        if m:
+            # The parameter types PostgreSQL infers for the single-row statement type the arrays.
+            stmt = await self.conn.prepare(renumber(sql))
+            arrays = ", ".join(
+                f'${n}::"{t.schema}"."{t.name}"[]' for n, t in enumerate(stmt.get_parameters(), start=1)
+            )
+            bulk = f"{m.group(1)} SELECT * FROM unnest({arrays}){m.group(2)}"
+        _UNNEST_CACHE[sql] = bulk
+        return bulk
+
+
+# Keyed by the statement text from sql.py (a small, fixed set); None = no bulk form.
+_UNNEST_CACHE: dict[str, str | None] = {}
+
+
+def _encode_json(value: Any) -> str:
+    # sql.py hands JSON over as text already; accept Python values too, for callers outside it.
+    return value if isinstance(value, str) else dumps(value)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # JSON travels as text both ways, so sql.py's dumps()/loads() work exactly as on SQLite.
+    for name in ("jsonb", "json"):
+        await conn.set_type_codec(name, schema="pg_catalog", encoder=_encode_json, decoder=str, format="text")
+
+
+def _lock_key(scope: str) -> int:
+    """A stable signed 64-bit advisory lock key for this schema's migrations."""
+    return int.from_bytes(hashlib.sha256(f"scim-gateway:migrate:{scope}".encode()).digest()[:8], "big", signed=True)
+
+
+class PostgresStore:
+    """The Store on PostgreSQL; ``schema`` isolates a gateway (or a test) inside one database."""
+
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        drop_schema_on_close: bool = False,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> None:
+        if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(f"schema name {schema!r} must be a plain SQL identifier")
+        if drop_schema_on_close and schema is None:
+            raise ValueError("drop_schema_on_close needs a schema")
+        self.dsn = dsn
+        self.schema = schema
+        self.drop_schema_on_close = drop_schema_on_close
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    def _server_settings(self) -> dict[str, str]:
+        # Every pooled connection resolves unqualified table names in our schema only.
+        return {"search_path": f'"{self.schema}"'} if self.schema else {}
+
+    async def open(self) -> None:
+        conn = await asyncpg.connect(self.dsn, server_settings=self._server_settings())
+        try:
+            await self._migrate(conn)
+        finally:
+            await conn.close()
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            init=_init_connection,
+            server_settings=self._server_settings(),
+        )
+
+    async def _migrate(self, conn: asyncpg.Connection) -> None:
+        """Apply pending migrations, one transaction each, serialised across processes by an advisory lock."""
+        key = _lock_key(self.schema or "")
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+            if self.schema:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+        for version, script in migration_scripts("postgres"):
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+                # Re-check under the lock: another process may have applied it while we waited.
+                if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
+                    continue
+                await conn.execute(script)  # simple protocol: a script of several statements
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            if self.drop_schema_on_close and self.schema:
+                async with pool.acquire() as conn:
+                    await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        finally:
+            await pool.close()
+
+    def _require_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Reader]:
+        async with self._require_pool().acquire() as conn:
+            yield SqlOps(_Conn(conn))  # type: ignore[misc]
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        async with self._require_pool().acquire() as conn:
+            async with conn.transaction():
+                yield SqlOps(_Conn(conn), row_lock=_ROW_LOCK)  # type: ignore[misc]

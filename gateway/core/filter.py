@@ -560,15 +560,19 @@ def _unknown(op: str, value: Value = None) -> Bound:
     return BConst(False)
 
 
-def _flatten(node: Node, cls: type) -> list[Node]:
-    """Operands of a chain of And (or Or) nodes, left to right, without recursion."""
+def _flatten(node: Node, cls: type[And] | type[Or]) -> list[Node]:
+    """Operands of a chain of And (or Or) nodes, left to right, without recursion.
+
+    Long flat chains (hundreds of ``or`` terms fit in 4096 characters) would otherwise recurse past
+    Python's limit in the evaluator and compiler.
+    """
     out: list[Node] = []
     stack: list[Node] = [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, cls):
-            stack.append(n.right)  # type: ignore[attr-defined]
-            stack.append(n.left)  # type: ignore[attr-defined]
+        if isinstance(n, (And, Or)) and isinstance(n, cls):
+            stack.append(n.right)
+            stack.append(n.left)
         else:
             out.append(n)
     return out

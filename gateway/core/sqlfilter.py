@@ -25,6 +25,7 @@ Assumptions about how the resource layer renders stored rows (the evaluator sees
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -56,6 +57,7 @@ TRUE = "(1=1)"
 FALSE = "(1=0)"
 _SQL_OPS = {"eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _LIKE_ESCAPE = "!"
+_MARKER = re.compile("\x00([0-9]+)\x00")
 # A bare NULL is rejected by PostgreSQL in ORDER BY ("non-integer constant"); a cast is not.
 _NO_SORT_KEY = "CAST(NULL AS TEXT)"
 
@@ -132,8 +134,19 @@ class _Compiler:
             value = Decimal(repr(value))
         elif not self.sqlite and isinstance(value, int) and not isinstance(value, bool):
             value = Decimal(value)
+        # A marker, not "?": constant folding (TRUE OR x) may drop fragments, and their values must go
+        # with them. finish() turns the surviving markers into "?" and the params into their order.
         self.params.append(value)
-        return "?"
+        return f"\x00{len(self.params) - 1}\x00"
+
+    def finish(self, sql: str) -> tuple[str, list[Any]]:
+        params: list[Any] = []
+
+        def repl(m: re.Match[str]) -> str:
+            params.append(self.params[int(m.group(1))])
+            return "?"
+
+        return _MARKER.sub(repl, sql), params
 
     def fold_sql(self, expr: str) -> str:
         return f"scim_fold({expr})" if self.sqlite else f"lower({expr})"
@@ -469,8 +482,7 @@ def compile_filter(node: Node, rtype: ResourceType, dialect: Dialect) -> tuple[s
     ``$ref`` sub-attributes of ``groups``/``members``).
     """
     c = _Compiler(rtype, dialect)
-    sql = c.node(bind(node, rtype))
-    return sql, c.params
+    return c.finish(c.node(bind(node, rtype)))
 
 
 def compile_sort(path: str, rtype: ResourceType, dialect: Dialect) -> str:

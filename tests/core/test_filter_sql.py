@@ -285,3 +285,12 @@ def test_sort_descending_puts_missing_first(db: Any) -> None:
 def test_sort_invalid(path: str) -> None:
     with pytest.raises(InvalidValueError):
         compile_sort(path, user_type(), "sqlite")
+
+
+def test_constant_folding_drops_params_with_fragments(db: Any) -> None:
+    # "active pr" is always true for users, so the OR folds to TRUE; the dropped "active eq ?" must
+    # not leave its value behind (found by the property test).
+    text = '(active pr or active eq true) and userName eq "jsmith"'
+    sql, params = compile_filter(parse_filter(text), user_type(), "sqlite")
+    assert sql.count("?") == len(params) == 1
+    check(db, text, {"u2"})

@@ -1,9 +1,17 @@
-"""The generic SCIM 2.0 plugin: strict RFC 7644, for any client that is not Okta or Entra.
+"""The generic SCIM 2.0 plugin: strict RFC 7644, for any client that is not a known IdP.
 
-It accepts no quirk the RFC forbids; the core's validation and errors are what a client
-developer sees. It answers ``scim_identify_client`` last, so every request finds a handler.
-It is also the template for a new IdP plugin: copy this package, rename it, register the entry
-point, and add the normalisers your IdP needs.
+It accepts no quirk the RFC forbids: it adds no normaliser, so the core's validation and errors
+(RFC 7644 §3.12 ``scimType`` plus a ``detail`` naming the attribute and what was expected) are
+exactly what a client developer sees. It answers ``scim_identify_client`` last (``trylast``),
+so every request on an ``auto`` tenant finds a handler.
+
+It is also the template for a new IdP plugin:
+
+1. copy this package and rename it (``NAME`` = entry-point name = tenant ``idp`` value);
+2. make ``scim_identify_client`` return ``NAME`` only for your IdP's requests (drop ``trylast``);
+3. add the ``scim_normalize_*`` hooks your IdP needs, each citing the vendor doc in its docstring;
+4. register the entry point ``[project.entry-points.scim_gateway] <name> = "<package>"``;
+5. record the vendor's payloads in ``tests/samples`` and replay them (``docs/testing_plugins.md``).
 """
 
 from __future__ import annotations
@@ -16,4 +24,5 @@ NAME = "generic"
 
 @hookimpl(trylast=True)
 def scim_identify_client(request: ScimRequest, tenant: Tenant) -> str | None:
+    """Claim every request no other IdP plugin recognised (RFC 7644 clients in general)."""
     return NAME

@@ -106,6 +106,28 @@ class Reader(Protocol):
     async def list_events(
         self, tenant_id: str, *, type: str | None = None, limit: int = 50, before_seq: int | None = None
     ) -> list[EventRow]: ...
+    async def get_user_roles(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[str]]:
+        """The stored roles of those of ``user_ids`` that exist."""
+        ...
+    async def member_group_roles(
+        self,
+        tenant_id: str,
+        mapping: list[tuple[str, str]],
+        *,
+        user_ids: list[str] | None = None,
+        exclude_group: str | None = None,
+    ) -> dict[str, set[str]]:
+        """Roles each User member gets from its groups under ``mapping`` ((group key, role) pairs).
+
+        A key matches a group whose displayName equals it case-insensitively, or whose id equals it.
+        Only users with at least one mapped group appear; ``user_ids`` limits the users looked at,
+        ``exclude_group`` ignores one group (a group about to be deleted).
+        """
+        ...
+    async def role_derived_users(self, tenant_id: str, *, roles_not: list[str]) -> dict[str, list[str]]:
+        """Current roles of the users whose roles come from SCIM data (provisioned by SCIM, or a member
+        of some group) and whose stored roles differ from ``roles_not``."""
+        ...
 
 
 class Tx(Reader, Protocol):

@@ -394,6 +394,64 @@ class SqlOps:
         rows = await self.conn.fetch(sql, page_params)
         return Page(total, [build(x) for x in rows])
 
+    # roles ---------------------------------------------------------------------------------
+    async def get_user_roles(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for i in range(0, len(user_ids), 500):
+            chunk = user_ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = await self.conn.fetch(
+                f"SELECT id, roles FROM users WHERE tenant_id = ? AND id IN ({marks})", (tenant_id, *chunk)
+            )
+            out.update({r[0]: loads(r[1]) for r in rows})
+        return out
+
+    async def member_group_roles(
+        self,
+        tenant_id: str,
+        mapping: list[tuple[str, str]],
+        *,
+        user_ids: list[str] | None = None,
+        exclude_group: str | None = None,
+    ) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        if not mapping:
+            return out
+        # The mapping travels as a VALUES table (column1 = folded name, column2 = raw key for ids,
+        # column3 = role), so one statement resolves every user's roles in the database.
+        values = ", ".join("(?, ?, ?)" for _ in mapping)
+        mparams: list[Any] = [x for key, role in mapping for x in (fold(key), key, role)]
+        base = (
+            "SELECT m.member_id, mp.column3 FROM group_members m"
+            " JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id"
+            f" JOIN (VALUES {values}) mp ON (mp.column1 = g.display_name_ci OR mp.column2 = g.id)"
+            " WHERE m.tenant_id = ? AND m.member_type = 'User'"
+        )
+        params: list[Any] = [*mparams, tenant_id]
+        if exclude_group is not None:
+            base += " AND m.group_id <> ?"
+            params.append(exclude_group)
+        chunks: list[list[str] | None] = [None]
+        if user_ids is not None:
+            chunks = [user_ids[i : i + 500] for i in range(0, len(user_ids), 500)]
+        for chunk in chunks:
+            sql, p = base, list(params)
+            if chunk is not None:
+                sql += f" AND m.member_id IN ({', '.join('?' * len(chunk))})"
+                p.extend(chunk)
+            for r in await self.conn.fetch(sql, p):
+                out.setdefault(r[0], set()).add(r[1])
+        return out
+
+    async def role_derived_users(self, tenant_id: str, *, roles_not: list[str]) -> dict[str, list[str]]:
+        rows = await self.conn.fetch(
+            "SELECT u.id, u.roles FROM users u WHERE u.tenant_id = ? AND u.roles <> ?"
+            " AND (u.provisioned_by = 'scim' OR EXISTS (SELECT 1 FROM group_members m"
+            " WHERE m.tenant_id = u.tenant_id AND m.member_id = u.id))",
+            (tenant_id, dumps(roles_not)),
+        )
+        return {r[0]: loads(r[1]) for r in rows}
+
     # activity ------------------------------------------------------------------------------
     async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None:
         await self.conn.execute(

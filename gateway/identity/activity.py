@@ -7,9 +7,15 @@ Every payload passes through :func:`redact` first.
 
 from __future__ import annotations
 
+import asyncio
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from gateway.clock import now
+import structlog
+
+from gateway.clock import format_time, now
+from gateway.settings import Settings
 from gateway.store.base import Store, TenantRow, Tx
 from gateway.store.rows import primary_email
 from gateway.types import Change
@@ -25,12 +31,28 @@ _SECRET_NAMES = {"password", "secret", "token", "access_token", "refresh_token",
 _STATUS = {"created": 201, "deleted": 204}
 
 
+# Secrets that can hide in free text (an error detail quoting a header, a value pasted in the wrong
+# field): gateway API keys and bearer credentials are masked wherever they appear.
+_SECRET_TEXT = re.compile(r"(scimgw_[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,})")
+_SECRET_PARTS = ("password", "secret", "token")
+log = structlog.get_logger("scim_gateway.activity")
+
+
+def _secret_name(name: str) -> bool:
+    # "urn:...:User:password", "name.password" and "newPassword" are as secret as "password".
+    last = re.split(r"[:.]", name.lower())[-1]
+    return last in _SECRET_NAMES or any(p in last for p in _SECRET_PARTS)
+
+
 def redact(value: Any) -> Any:
-    """A copy of ``value`` with every secret-looking field replaced (names compared case-insensitively)."""
+    """A copy of ``value`` with every secret-looking field replaced (names compared case-insensitively)
+    and API keys or bearer credentials masked inside strings."""
     if isinstance(value, dict):
-        return {k: (REDACTED if isinstance(k, str) and k.lower() in _SECRET_NAMES else redact(v)) for k, v in value.items()}
+        return {k: (REDACTED if isinstance(k, str) and _secret_name(k) else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_TEXT.sub(REDACTED, value)
     return value
 
 
@@ -68,10 +90,10 @@ async def record_request(
     """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on."""
     if error is None and not tenant.log_successful_events:
         return
-    data: dict[str, Any] = {"method": method, "path": path, "status": status, "client": client, "request_id": request_id}
+    data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
     if error is not None:
         data["scimType"] = error.scim_type
-        data["detail"] = error.detail
+        data["detail"] = redact(error.detail)
         kind = ERROR
     else:
         kind = READ
@@ -81,3 +103,53 @@ async def record_request(
         data["response"] = redact(response_body)
     async with store.write() as tx:
         await tx.insert_event(tenant.id, kind, now(), data)
+
+
+# retention ---------------------------------------------------------------------------------------
+RETENTION_AGE = "activity_max_age_days"
+RETENTION_COUNT = "activity_max_events"
+RETENTION_INTERVAL_SECONDS = 300.0
+
+
+def retention_for(tenant: TenantRow, settings: Settings) -> tuple[int | None, int | None]:
+    """(max age in days, max events) for a tenant: its ``settings`` overrides, else the gateway's.
+
+    A value of 0 or less in either place means "no limit" for that dimension.
+    """
+    age = tenant.settings.get(RETENTION_AGE, settings.activity_max_age_days)
+    count = tenant.settings.get(RETENTION_COUNT, settings.activity_max_events)
+    age_limit = int(age) if isinstance(age, int) and not isinstance(age, bool) and age > 0 else None
+    count_limit = int(count) if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
+    return age_limit, count_limit
+
+
+async def enforce_retention(store: Store, settings: Settings, *, at: datetime | None = None) -> dict[str, int]:
+    """Prune every tenant's activity log to its age and count limits; returns events removed per tenant.
+
+    One short transaction per tenant, so a large prune never holds the write lock for all tenants at once.
+    """
+    moment = at or datetime.now(timezone.utc)
+    async with store.read() as r:
+        tenants = await r.list_tenants()
+    removed: dict[str, int] = {}
+    for tenant in tenants:
+        age, count = retention_for(tenant, settings)
+        if age is None and count is None:
+            continue
+        cutoff = format_time(moment - timedelta(days=age)) if age is not None else None
+        async with store.write() as tx:
+            n = await tx.prune_events(tenant.id, older_than=cutoff, keep=count)
+        if n:
+            removed[tenant.id] = n
+            log.info("activity_pruned", tenant=tenant.id, removed=n)
+    return removed
+
+
+async def retention_loop(store: Store, settings: Settings, *, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+    """Background task: enforce retention at start-up and then every ``interval`` seconds, forever."""
+    while True:
+        try:
+            await enforce_retention(store, settings)
+        except Exception:  # a failed prune is retried next round; it must not kill the task
+            log.exception("activity_retention_failed")
+        await asyncio.sleep(interval)

@@ -15,7 +15,7 @@ from gateway.core.service import ScimService
 from gateway.http.keys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
-from gateway.identity import activity
+from gateway.identity import activity, roles
 from gateway.plugin_manager import PluginHost
 from gateway.settings import Settings
 from gateway.store import Store, open_store
@@ -37,6 +37,8 @@ class Gateway:
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
         )
+        # Roles first, so the provisioning event describes the change with its roles already applied.
+        self.service.listeners.append(roles.role_listener)
         self.service.listeners.append(activity.provisioning_listener)
         self.bulk_supported = _bulk_available()
         self._touched: dict[str, str] = {}
@@ -120,10 +122,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if inspect.isawaitable(out):
             await out
     task = asyncio.create_task(_housekeeping(gw))
+    retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for t in (task, retention):
+        t.cancel()
+    for t in (task, retention):
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
     await gw.flush_key_usage()
     await gw.store.close()
 

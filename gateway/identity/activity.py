@@ -48,7 +48,13 @@ def redact(value: Any) -> Any:
     """A copy of ``value`` with every secret-looking field replaced (names compared case-insensitively)
     and API keys or bearer credentials masked inside strings."""
     if isinstance(value, dict):
-        return {k: (REDACTED if isinstance(k, str) and _secret_name(k) else redact(v)) for k, v in value.items()}
+        out = {k: (REDACTED if isinstance(k, str) and _secret_name(k) else redact(v)) for k, v in value.items()}
+        # A PATCH operation names its target in "path": {"path": "password", "value": "..."} hides the
+        # secret under an innocent key.
+        path = next((v for k, v in value.items() if isinstance(k, str) and k.lower() == "path"), None)
+        if isinstance(path, str) and _secret_name(re.sub(r"\[.*?\]", "", path)):
+            out = {k: (REDACTED if isinstance(k, str) and k.lower() == "value" else v) for k, v in out.items()}
+        return out
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, str):
@@ -71,7 +77,7 @@ async def provisioning_listener(tx: Tx, tenant: TenantRow, change: Change, conte
         data["email"] = primary_email(resource)
     else:
         data["displayName"] = resource.get("displayName")
-    await tx.insert_event(tenant.id, DEPROVISION if deprovision else PROVISION, now(), data)
+    await tx.insert_event(tenant.id, DEPROVISION if deprovision else PROVISION, now(), redact(data))
 
 
 async def record_request(

@@ -1,4 +1,8 @@
-"""The ``scim-gateway`` command: serve, tenants, keys, scim toggle, activity, migrate."""
+"""The ``scim-gateway`` command: serve, tenants, keys, scim toggle, users, roles, sso, activity, migrate.
+
+Every admin API action has a command here, backed by the same :mod:`gateway.identity.admin` code and
+the same validation; ``--json`` prints what the admin API would answer.
+"""
 
 from __future__ import annotations
 
@@ -40,13 +44,97 @@ def _fail(message: str) -> int:
 
 
 # tenants -------------------------------------------------------------------------------------
-async def _tenants_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity.tenants import create_tenant
+def _admin_fail(args: argparse.Namespace, exc: Any) -> int:
+    """Report an :class:`AdminError` like the admin API does: the same code and detail (JSON with --json)."""
+    if getattr(args, "json", False):
+        print(json.dumps(exc.to_body()))
+    print(f"error: {exc.detail}", file=sys.stderr)
+    return 1
 
-    t = await create_tenant(store, args.name, idp=args.idp, scim_enabled=args.scim == "on")
-    payload = {"id": t.id, "name": t.name, "idp": t.idp, "scim_enabled": t.scim_enabled, "scim_url": settings.scim_url(t.id)}
-    _print(args, payload, f"created tenant {t.id} ({t.name}), idp={t.idp}, scim={'on' if t.scim_enabled else 'off'}\n"
-                          f"SCIM endpoint: {settings.scim_url(t.id)}")
+
+def _json_arg(args: argparse.Namespace, raw: str | None, name: str) -> Any:
+    """A JSON option value, or ``@path`` to read it from a file."""
+    if raw is None:
+        return None
+    from gateway.identity.admin import AdminError
+
+    try:
+        text = open(raw[1:], encoding="utf-8").read() if raw.startswith("@") else raw
+    except OSError as exc:
+        raise AdminError(400, "invalid_json", f"{name}: cannot read {raw[1:]!r}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise AdminError(400, "invalid_json", f"{name} is not valid JSON: {exc.msg}") from None
+
+
+def _on_off(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
+
+
+def _tenant_text(t: dict[str, Any]) -> str:
+    m = t["role_mapping"]
+    r = t["activity_retention"]
+    return (f"{t['id']} ({t['name']}), idp={t['idp']}, scim={'on' if t['scim_enabled'] else 'off'}, "
+            f"log_successful_events={'on' if t['log_successful_events'] else 'off'}\n"
+            f"SCIM endpoint: {t['scim_url']}\n"
+            f"role mapping: {json.dumps(m, sort_keys=True)}\n"
+            f"activity retention: max_age_days={r['max_age_days'] or 'default'}, max_events={r['max_events'] or 'default'}")
+
+
+async def _tenants_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import admin
+
+    try:
+        raw: dict[str, Any] = {"name": args.name, "idp": args.idp, "scim_enabled": args.scim == "on"}
+        if args.log_successful_events is not None:
+            raw["log_successful_events"] = args.log_successful_events == "on"
+        mapping = _json_arg(args, args.role_mapping, "--role-mapping")
+        if mapping is not None:
+            raw["role_mapping"] = mapping
+        t = await admin.create_tenant(store, admin.parse(admin.TenantCreate, raw), settings.scim_url)
+    except admin.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, t, f"created tenant {t['id']} ({t['name']}), idp={t['idp']}, scim={'on' if t['scim_enabled'] else 'off'}\n"
+                    f"SCIM endpoint: {t['scim_url']}")
+    return 0
+
+
+async def _tenants_show(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import admin
+
+    try:
+        t = await admin.get_tenant(store, args.tenant_id, settings.scim_url)
+    except admin.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, t, _tenant_text(t))
+    return 0
+
+
+async def _tenants_update(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import admin
+
+    try:
+        raw: dict[str, Any] = {}
+        for key, value in (("name", args.name), ("idp", args.idp), ("scim_enabled", _on_off(args.scim)),
+                           ("log_successful_events", _on_off(args.log_successful_events))):
+            if value is not None:
+                raw[key] = value
+        mapping = _json_arg(args, args.role_mapping, "--role-mapping")
+        if mapping is not None:
+            raw["role_mapping"] = mapping
+        if args.retention_max_age_days is not None or args.retention_max_events is not None:
+            current = (await admin.get_tenant(store, args.tenant_id, settings.scim_url))["activity_retention"]
+            for key, value in (("max_age_days", args.retention_max_age_days), ("max_events", args.retention_max_events)):
+                if value is not None:
+                    current[key] = value or None  # 0 = back to the gateway default
+            raw["activity_retention"] = current
+        if not raw:
+            raise admin.AdminError(400, "validation_error", "nothing to update: give at least one option")
+        t = await admin.update_tenant(store, args.tenant_id, admin.parse(admin.TenantUpdate, raw), settings.scim_url)
+    except admin.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, t, _tenant_text(t))
     return 0
 
 
@@ -105,25 +193,90 @@ async def _keys_revoke(args: argparse.Namespace, settings: Settings, store: Stor
 
 # scim toggle and activity --------------------------------------------------------------------
 async def _scim_toggle(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import admin
+
     enabled = args.action == "enable"
-    async with store.write() as tx:
-        if await tx.get_tenant(args.tenant_id) is None:
+    try:
+        # Through the admin service, so turning SCIM on re-derives roles exactly as the admin API does.
+        await admin.update_tenant(store, args.tenant_id, admin.TenantUpdate(scim_enabled=enabled), settings.scim_url)
+    except admin.AdminError as exc:
+        if exc.status == 404:
             return _fail(f"no tenant {args.tenant_id}")
-        await tx.update_tenant(args.tenant_id, scim_enabled=enabled)
+        return _admin_fail(args, exc)
     _print(args, {"id": args.tenant_id, "scim_enabled": enabled},
            f"SCIM provisioning {'enabled' if enabled else 'disabled'} for {args.tenant_id}")
     return 0
 
 
 async def _activity(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    async with store.read() as r:
-        if await r.get_tenant(args.tenant_id) is None:
+    from gateway.identity import admin
+
+    try:
+        page = await admin.list_activity(store, args.tenant_id, type=args.type, limit=admin.page_limit(args.limit),
+                                         cursor=args.cursor)
+    except admin.AdminError as exc:
+        if exc.status == 404:
             return _fail(f"no tenant {args.tenant_id}")
-        events = await r.list_events(args.tenant_id, type=args.type, limit=args.limit)
-    payload = [{"seq": e.seq, "type": e.type, "created": e.created, **e.data} for e in events]
-    lines = [f"{e.created}\t{e.type}\t{json.dumps(e.data, sort_keys=True)}" for e in events]
-    _print(args, payload, "\n".join(lines) or "no activity")
+        return _admin_fail(args, exc)
+    events = page["events"]
+    lines = [f"{e['created']}\t{e['type']}\t{json.dumps({k: v for k, v in e.items() if k not in ('seq', 'type', 'created')}, sort_keys=True)}"
+             for e in events]
+    _print(args, events, "\n".join(lines) or "no activity")
+    if page["next_cursor"]:
+        print(f"more: --cursor {page['next_cursor']}", file=sys.stderr)
     return 0
+
+
+async def _users_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import admin
+
+    try:
+        page = await admin.list_users(store, args.tenant_id, limit=admin.page_limit(args.limit), cursor=args.cursor)
+    except admin.AdminError as exc:
+        return _admin_fail(args, exc)
+    lines = [
+        f"{u['id']}\t{u['userName']}\t{u['email'] or '-'}\t{'active' if u['active'] else 'inactive'}\t"
+        f"{u['provisioned_by']}\troles={','.join(u['roles']) or '-'}"
+        for u in page["users"]
+    ]
+    if page["next_cursor"]:
+        lines.append(f"more: --cursor {page['next_cursor']}")
+    _print(args, page, "\n".join(lines) or "no users")
+    return 0
+
+
+async def _roles_set(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import admin
+
+    try:
+        user = await admin.set_roles(store, args.tenant_id, args.user_id, admin.parse(admin.RolesUpdate, {"roles": args.roles}))
+    except admin.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, user, f"{user['userName']}: roles={','.join(user['roles']) or '-'}")
+    return 0
+
+
+async def _sso_sign_in(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import admin, sso
+
+    try:
+        raw: dict[str, Any] = {"userName": args.user_name, "groups": args.group or []}
+        for key, value in (("email", args.email), ("givenName", args.given_name), ("familyName", args.family_name)):
+            if value is not None:
+                raw[key] = value
+        attributes = _json_arg(args, args.attributes, "--attributes")
+        if attributes is not None:
+            raw["attributes"] = attributes
+        decision = await sso.sign_in(store, args.tenant_id, admin.parse(sso.SignInRequest, raw))
+    except admin.AdminError as exc:
+        return _admin_fail(args, exc)
+    b = decision.body
+    text = (f"allow{' (JIT-created)' if b['jit_created'] else ''}: roles={','.join(b['roles']) or '-'} "
+            f"from {b['roles_source']}" if decision.allowed else f"reject: {b['reason']}")
+    _print(args, b, text)
+    # A rejected sign-in is an answer, not a failure of the command: exit 0 either way, 2 for reject
+    # so scripts can branch on it without parsing.
+    return 0 if decision.allowed else 2
 
 
 async def _migrate(args: argparse.Namespace, settings: Settings, store: Store) -> int:
@@ -224,8 +377,48 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--idp", choices=["okta", "entra", "generic", "auto"], default="auto")
     tc.add_argument("--scim", choices=["on", "off"], default="off")
     tc.add_argument("--json", action="store_true")
+    tc.add_argument("--log-successful-events", choices=["on", "off"])
+    tc.add_argument("--role-mapping", help="role mapping as JSON, or @file.json")
     tl = t.add_parser("list")
     tl.add_argument("--json", action="store_true")
+    ts = t.add_parser("show")
+    ts.add_argument("tenant_id")
+    ts.add_argument("--json", action="store_true")
+    tu = t.add_parser("update", help="change name, idp, SCIM toggle, debug logging, role mapping, retention")
+    tu.add_argument("tenant_id")
+    tu.add_argument("--name")
+    tu.add_argument("--idp", choices=["okta", "entra", "generic", "auto"])
+    tu.add_argument("--scim", choices=["on", "off"])
+    tu.add_argument("--log-successful-events", choices=["on", "off"])
+    tu.add_argument("--role-mapping", help="role mapping as JSON, or @file.json (replaces the current one)")
+    tu.add_argument("--retention-max-age-days", type=int, help="0 = gateway default")
+    tu.add_argument("--retention-max-events", type=int, help="0 = gateway default")
+    tu.add_argument("--json", action="store_true")
+
+    u = sub.add_parser("users", help="list a tenant's users").add_subparsers(dest="action", required=True)
+    ul = u.add_parser("list")
+    ul.add_argument("tenant_id")
+    ul.add_argument("--limit", type=int, default=50)
+    ul.add_argument("--cursor")
+    ul.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("roles", help="set portal-managed roles").add_subparsers(dest="action", required=True)
+    rs = r.add_parser("set")
+    rs.add_argument("tenant_id")
+    rs.add_argument("user_id")
+    rs.add_argument("roles", nargs="*", help="the complete role list (none clears)")
+    rs.add_argument("--json", action="store_true")
+
+    so = sub.add_parser("sso", help="the SSO sign-in decision").add_subparsers(dest="action", required=True)
+    si = so.add_parser("sign-in")
+    si.add_argument("tenant_id")
+    si.add_argument("--user-name", required=True)
+    si.add_argument("--email")
+    si.add_argument("--given-name")
+    si.add_argument("--family-name")
+    si.add_argument("--group", action="append", help="a group from the assertion (repeatable)")
+    si.add_argument("--attributes", help="the assertion's attributes as JSON, or @file.json")
+    si.add_argument("--json", action="store_true")
 
     k = sub.add_parser("keys", help="manage tenant API keys").add_subparsers(dest="action", required=True)
     kc = k.add_parser("create")
@@ -249,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("tenant_id")
     a.add_argument("--type", choices=["scim_provision", "scim_deprovision", "scim_error", "scim_read"])
     a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--cursor", help="resume after the last event of the previous page")
     a.add_argument("--json", action="store_true")
 
     sub.add_parser("migrate", help="apply database migrations")
@@ -258,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
     ("tenants", "create"): _tenants_create,
     ("tenants", "list"): _tenants_list,
+    ("tenants", "show"): _tenants_show,
+    ("tenants", "update"): _tenants_update,
+    ("users", "list"): _users_list,
+    ("roles", "set"): _roles_set,
+    ("sso", "sign-in"): _sso_sign_in,
     ("keys", "create"): _keys_create,
     ("keys", "list"): _keys_list,
     ("keys", "revoke"): _keys_revoke,

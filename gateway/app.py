@@ -117,20 +117,28 @@ def _setup_optional(app: web.Application) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     gw = app[gateway_key]
     await gw.store.open()
-    for impl in gw.plugins.hook.scim_startup.get_hookimpls():
-        out = impl.function(gateway=gw)
-        if inspect.isawaitable(out):
-            await out
-    task = asyncio.create_task(_housekeeping(gw))
-    retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
-    yield
-    for t in (task, retention):
-        t.cancel()
-    for t in (task, retention):
-        with contextlib.suppress(asyncio.CancelledError):
-            await t
-    await gw.flush_key_usage()
-    await gw.store.close()
+    try:
+        for impl in gw.plugins.hook.scim_startup.get_hookimpls():
+            out = impl.function(gateway=gw)
+            if inspect.isawaitable(out):
+                await out
+        task = asyncio.create_task(_housekeeping(gw))
+        retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
+        try:
+            yield
+        finally:
+            for t in (task, retention):
+                t.cancel()
+            for t in (task, retention):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            try:
+                await gw.flush_key_usage()
+            except Exception:
+                log.exception("key_usage_flush_failed")
+    finally:
+        # always release the database: its worker threads would otherwise keep the process alive
+        await gw.store.close()
 
 
 async def _housekeeping(gw: Gateway) -> None:

@@ -235,7 +235,7 @@ def _discovery(gw: "Gateway", r: Route, base: str) -> Result:
         if r.key:
             raise NotFoundError("ServiceProviderConfig has no sub-resources")
         return Result(200, discovery.service_provider_config(
-            base, max_results=s.max_page_size, bulk_max_operations=s.bulk_max_operations,
+            base, max_results=s.max_page_size, default_page_size=s.default_page_size, bulk_max_operations=s.bulk_max_operations,
             max_payload=s.max_body_bytes, bulk_supported=gw.bulk_supported,
         ))
     docs = discovery.resource_type_documents(base) if r.discovery == "resourcetypes" else discovery.schema_documents(base)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -37,3 +41,48 @@ async def store(request: Any, tmp_path: Path) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    """A real `scim-gateway serve --demo` process on a free port: yields {'url', 'key'}."""
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    log_file = log_path.open("w")  # a file, not a pipe: an undrained pipe would block the server's logging
+    env = {**os.environ, "SCIM_GATEWAY_DATABASE": str(tmp_path / "serve.db"), "SCIM_GATEWAY_LOG_JSON": "true"}
+    env.pop("SCIM_GATEWAY_PUBLIC_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--demo", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=log_file, text=True,
+    )
+    info: dict[str, str] = {}
+    assert proc.stdout is not None
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("SCIM endpoint:"):
+            info["url"] = line.split()[-1]
+        if line.startswith("API key"):
+            info["key"] = line.split()[-1]
+        if line.startswith("Serving on"):
+            break
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield info
+    proc.terminate()
+    proc.wait(timeout=10)
+    log_file.close()
+    logs = log_path.read_text()
+    assert info["key"] not in logs  # no key in any log line
+
+

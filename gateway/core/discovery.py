@@ -15,8 +15,8 @@ from gateway.core.schema import (
 )
 
 
-def service_provider_config(base: str, *, max_results: int, bulk_max_operations: int, max_payload: int,
-                            bulk_supported: bool) -> dict[str, Any]:
+def service_provider_config(base: str, *, max_results: int, default_page_size: int, bulk_max_operations: int,
+                            max_payload: int, bulk_supported: bool) -> dict[str, Any]:
     return {
         "schemas": [SPC_SCHEMA],
         "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
@@ -26,7 +26,9 @@ def service_provider_config(base: str, *, max_results: int, bulk_max_operations:
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},
-        "pagination": {"cursor": True, "index": True, "defaultPaginationMethod": "index", "cursorTimeout": 0},
+        # RFC 9865; cursors encode a position, not server state, so they never time out (no cursorTimeout)
+        "pagination": {"cursor": True, "index": True, "defaultPaginationMethod": "index",
+                       "defaultPageSize": default_page_size, "maxPageSize": max_results},
         "authenticationSchemes": [
             {
                 "type": "oauthbearertoken",

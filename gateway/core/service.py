@@ -181,12 +181,12 @@ class ScimService:
                 for g in groups
             ]
         if members is not None and members:
+            # members.display is not stored (members are bare rows); the schema we serve marks it readOnly
             doc["members"] = [
                 {
                     "value": m.value,
                     "$ref": self.location(tenant_id, self.types[m.type] if m.type in self.types else rtype, m.value),
                     "type": m.type,
-                    **({"display": m.display} if m.display else {}),
                 }
                 for m in members
             ]

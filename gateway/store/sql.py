@@ -380,7 +380,9 @@ class SqlOps:
             page_where += " AND r.seq > ?"
             page_params.append(q.after_seq)
         direction = "DESC" if q.descending else "ASC"
-        order = f"{q.order_by} {direction}, r.seq {direction}" if q.order_by else f"r.seq {direction}"
+        # RFC 7644 §3.4.2.3: resources without a value sort last ascending and first descending
+        nulls = "NULLS FIRST" if q.descending else "NULLS LAST"
+        order = f"{q.order_by} {direction} {nulls}, r.seq {direction}" if q.order_by else f"r.seq {direction}"
         sql = f"SELECT {', '.join('r.' + c.strip() for c in cols.split(','))} FROM {table} r WHERE {page_where} ORDER BY {order}"
         if q.limit is not None:
             sql += " LIMIT ?"

@@ -149,3 +149,13 @@ async def test_discovery_documents_tell_the_truth(scim: ScimClient) -> None:
     assert attrs["userName"]["uniqueness"] == "server" and attrs["password"]["returned"] == "never"
     assert attrs["groups"]["mutability"] == "readOnly"
     assert (await scim.get("/Schemas/urn:nope"))[0] == 404
+
+
+async def test_sort_unassigned_values_last_ascending_first_descending(scim: ScimClient) -> None:
+    await scim.create_user("t-none")
+    await scim.create_user("t-b", title="B")
+    await scim.create_user("t-a", title="a")
+    status, body, _ = await scim.get("/Users", params={"sortBy": "title"})
+    assert [r["userName"] for r in body["Resources"]] == ["t-a", "t-b", "t-none"]
+    status, body, _ = await scim.get("/Users", params={"sortBy": "title", "sortOrder": "descending"})
+    assert [r["userName"] for r in body["Resources"]] == ["t-none", "t-b", "t-a"]

@@ -243,7 +243,9 @@ async def recompute_all(tx: Tx, tenant_id: str, mapping: RoleMapping, *, context
 # the provisioning listener ----------------------------------------------------------------------------
 async def role_listener(tx: Tx, tenant: TenantRow, change: Change, context: dict[str, Any]) -> None:
     """Service listener: keep stored roles in step with SCIM data, in the change's own transaction."""
-    mapping = mapping_of(tenant)
+    # The request read its tenant before the transaction began; read the mapping again inside it so
+    # a mapping change committed in between (and recomputed set-based) is never undone by stale rules.
+    mapping = mapping_of(await tx.get_tenant(tenant.id) or tenant)
     if change.resource_type == "User":
         if change.action == "deleted":
             return

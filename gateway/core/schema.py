@@ -132,6 +132,12 @@ class ResourceType:
             attrs = self.extensions[urn]
             ext = urn
         attr = attrs.get(head.lower())
+        if attr is None and urn is None:
+            # An unqualified name that only an extension defines (``manager``, ``department``) resolves to
+            # it when exactly one extension does: RFC 7644 §3.10 lets clients omit a URN that is unambiguous.
+            owners = [(u, a[head.lower()]) for u, a in self.extensions.items() if head.lower() in a]
+            if len(owners) == 1:
+                ext, attr = owners[0]
         if attr is None:
             return None
         if not sub_name:

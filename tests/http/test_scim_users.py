@@ -206,3 +206,15 @@ async def test_users_unknown_route_is_scim_404(scim: ScimClient) -> None:
 async def test_users_method_not_allowed(scim: ScimClient) -> None:
     status, err, _ = await scim.request("DELETE", "/Users")
     assert status == 405 and err["status"] == "405"
+
+
+async def test_users_unqualified_extension_attribute_resolves_in_filters(scim: ScimClient) -> None:
+    # RFC 7644 §3.10: a URN prefix may be omitted when the name is unambiguous; Entra filters on `manager`
+    boss = await scim.create_user("boss@example.com")
+    body = alice(**{ENTERPRISE: {"manager": {"value": boss["id"]}, "department": "Ops"}})
+    body["schemas"] = [USER_SCHEMA, ENTERPRISE]
+    _, doc, _ = await scim.post("/Users", body)
+    status, lst, _ = await scim.get("/Users", params={"filter": f'id eq "{doc["id"]}" and manager eq "{boss["id"]}"'})
+    assert status == 200 and [r["id"] for r in lst["Resources"]] == [doc["id"]]
+    status, lst, _ = await scim.get("/Users", params={"filter": 'department eq "ops"'})
+    assert [r["id"] for r in lst["Resources"]] == [doc["id"]]

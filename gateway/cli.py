@@ -64,7 +64,7 @@ def _json_arg(args: argparse.Namespace, raw: str | None, name: str) -> Any:
         raise AdminError(400, "invalid_json", f"{name}: cannot read {raw[1:]!r}: {exc.strerror}") from None
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise AdminError(400, "invalid_json", f"{name} is not valid JSON: {exc.msg}") from None
 
 
@@ -172,7 +172,7 @@ async def _keys_list(args: argparse.Namespace, settings: Settings, store: Store)
         for k in rows
     ]
     lines = [
-        "\t".join([k["id"], k["name"], k["prefix"] + "…", f"last_used={k['last_used'] or '-'}"]
+        "\t".join([str(k["id"]), str(k["name"]), f"{k['prefix']}…", f"last_used={k['last_used'] or '-'}"]
                   + (["revoked"] if k["revoked"] else []))
         for k in payload
     ]

@@ -161,13 +161,13 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
         params = list_params(query)
         if r.rtype is None:
             return await _search_all(gw, tenant, params)
-        return await svc.list(tenant, r.rtype, params)
+        return await svc.search(tenant, r.rtype, params)
 
     assert r.rtype is not None
     params = list_params(request.query)
     if r.kind == "collection":
         if method == "GET":
-            return await svc.list(tenant, r.rtype, params)
+            return await svc.search(tenant, r.rtype, params)
         payload = _body_object(request)
         hooks.scim_normalize_resource(client=client, request=request, payload=payload)
 
@@ -212,11 +212,11 @@ async def _search_all(gw: "Gateway", tenant: Any, params: Any) -> Result:
     want = params.count if params.count is not None else svc.default_page_size
     skip = max(params.start_index, 1) - 1
     for rtype in svc.types.values():
-        counted = await svc.list(tenant, rtype, dataclasses.replace(params, count=0, start_index=1))
+        counted = await svc.search(tenant, rtype, dataclasses.replace(params, count=0, start_index=1))
         n = counted.body["totalResults"] if counted.body else 0
         if skip < n and len(resources) < want:
             sub = dataclasses.replace(params, start_index=skip + 1, count=want - len(resources))
-            page = await svc.list(tenant, rtype, sub)
+            page = await svc.search(tenant, rtype, sub)
             resources.extend(page.body["Resources"] if page.body else [])
         skip = max(0, skip - n)
         total += n

@@ -49,7 +49,7 @@ def build_app(
 class ScimClient:
     """An authenticated SCIM client for one tenant, over pytest-aiohttp's real HTTP test client."""
 
-    def __init__(self, client: TestClient, tenant: TenantRow, key: str) -> None:
+    def __init__(self, client: TestClient[Any, Any], tenant: TenantRow, key: str) -> None:
         self.client = client
         self.tenant = tenant
         self.key = key
@@ -57,7 +57,9 @@ class ScimClient:
 
     @property
     def app(self) -> web.Application:
-        return self.client.app  # type: ignore[return-value]
+        app: web.Application | None = self.client.app
+        assert app is not None
+        return app
 
     @property
     def gateway(self) -> Any:
@@ -196,7 +198,7 @@ def gateway_app(gateway_database: str, gateway_plugins: list[Any]) -> web.Applic
 
 @pytest.fixture
 async def scim(
-    aiohttp_client: Callable[[web.Application], Awaitable[TestClient]], gateway_app: web.Application
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]], gateway_app: web.Application
 ) -> AsyncIterator[ScimClient]:
     """A :class:`ScimClient` for a fresh tenant (idp ``auto``, SCIM on) on a live gateway."""
     client = await aiohttp_client(gateway_app)

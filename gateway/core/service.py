@@ -265,7 +265,7 @@ class ScimService:
             query.offset = max(params.start_index, 1) - 1
         return query
 
-    async def list(self, tenant: TenantRow, rtype: ResourceType, params: ListParams) -> Result:
+    async def search(self, tenant: TenantRow, rtype: ResourceType, params: ListParams) -> Result:
         query = self.compile_query(rtype, params)
         async with self.store.read() as r:
             page = await (r.query_users if rtype.name == "User" else r.query_groups)(tenant.id, query)

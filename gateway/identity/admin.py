@@ -136,7 +136,8 @@ def key_view(k: ApiKeyRow) -> dict[str, Any]:
 
 
 def user_view(u: ResourceRow) -> dict[str, Any]:
-    name = u.data.get("name") if isinstance(u.data.get("name"), dict) else {}
+    raw_name = u.data.get("name")
+    name: dict[str, Any] = raw_name if isinstance(raw_name, dict) else {}
     return {
         "id": u.id,
         "userName": u.data.get("userName"),

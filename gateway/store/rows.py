@@ -20,7 +20,7 @@ def primary_email(data: dict[str, Any]) -> str | None:
     if not emails:
         return None
     chosen = next((e for e in emails if e.get("primary") is True), emails[0])
-    return chosen["value"]
+    return str(chosen["value"])
 
 
 def user_columns(data: dict[str, Any]) -> dict[str, Any]:

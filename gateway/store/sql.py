@@ -372,7 +372,7 @@ class SqlOps:
         total = -1
         if q.count_total:
             r = await self.conn.fetchrow(f"SELECT count(*) FROM {table} r WHERE {where}", params)
-            total = int(r[0])
+            total = int(r[0]) if r else 0
         if q.limit == 0:
             return Page(total, [])
         page_where, page_params = where, list(params)

@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator, Sequence
 
 import aiosqlite
 
+from gateway.core.sqlfilter import SQLITE_FUNCTIONS
 from gateway.store.base import Reader, StoreConflict, Tx
 from gateway.store.migrations import migration_scripts
 from gateway.store.sql import SqlOps
@@ -50,22 +51,12 @@ def _conflict_detail(message: str) -> str:
     return "unique constraint"
 
 
-def _fold(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
-def _setup(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    # Case-insensitive comparisons in SQL must fold exactly as Python does (SQLite's lower() is ASCII-only).
-    conn.create_function("scim_fold", 1, _fold, deterministic=True)
-    try:
-        from gateway.core.sqlfilter import register_sqlite_functions
-    except ImportError:  # pragma: no cover - the filter compiler ships with the core
-        return
-    register_sqlite_functions(conn)
+_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
+    "PRAGMA synchronous = NORMAL",
+)
 
 
 class SqliteStore:
@@ -81,7 +72,11 @@ class SqliteStore:
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
-        await db._execute(_setup, db._conn)  # run in the connection's own thread
+        for pragma in _PRAGMAS:
+            await db.execute(pragma)
+        # Case-insensitive comparisons in SQL must fold exactly as Python does (SQLite's lower() is ASCII-only).
+        for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
+            await db.create_function(name, nargs, fn, deterministic=True)
         return db
 
     async def open(self) -> None:
@@ -115,7 +110,7 @@ class SqliteStore:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
-        yield SqlOps(_Conn(next(self._cycle)))  # type: ignore[misc]
+        yield SqlOps(_Conn(next(self._cycle)))
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -124,7 +119,7 @@ class SqliteStore:
             db = self._writer
             await db.execute("BEGIN IMMEDIATE")
             try:
-                yield SqlOps(_Conn(db))  # type: ignore[misc]
+                yield SqlOps(_Conn(db))
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise

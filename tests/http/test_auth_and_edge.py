@@ -90,7 +90,7 @@ async def test_edge_unexpected_error_is_500_with_request_id_and_no_trace(scim: S
     async def boom(*a: object, **k: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(scim.gateway.service, "list", boom)
+    monkeypatch.setattr(scim.gateway.service, "search", boom)
     status, err, resp = await scim.get("/Users")
     assert status == 500 and err["status"] == "500"
     assert resp.headers["X-Request-Id"] in err["detail"] and "secret internals" not in err["detail"]

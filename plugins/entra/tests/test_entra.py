@@ -17,15 +17,6 @@ HERE = Path(__file__).parent
 ENTRA_UA = {"User-Agent": "Microsoft Azure AD SCIM provisioning"}
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
-# Steps the core still gets wrong; each has a strict xfail below that fails once the core is fixed.
-CORE_BUGS = {
-    "27_query_reference_attribute_manager": (
-        "core/sqlfilter.py compiles the unqualified enterprise attribute `manager` in a filter to (1=0) "
-        "(core/patch.py resolves it to the enterprise extension, filters do not), so `id eq X and manager eq Y` "
-        "never matches; in the full replay the folded `and` also keeps a stray bound parameter -> "
-        "sqlite3.ProgrammingError 'Incorrect number of bindings', HTTP 500"
-    ),
-}
 
 
 async def entra_tenant(scim: ScimClient, idp: str) -> ScimClient:
@@ -40,7 +31,7 @@ async def test_entra_replay_full_sequence(scim: ScimClient, replay: Callable[...
     """TUT's sequence (test connection, match, create, update, disable, groups, members, delete) plus
     the KI/CA/REFCODE quirk steps, in file order, with ids captured as the samples say."""
     r = replay(HERE, headers, await entra_tenant(scim, idp))
-    await r.run_all(skip=lambda name: name in CORE_BUGS)
+    await r.run_all()
     # what Entra relies on beyond status codes
     status, user, _ = await r.scim.get(f"/Users/{r.vars['user2_id']}", headers=headers)
     assert status == 200 and user["active"] is True and user[ENTERPRISE]["manager"]["value"] == "00aa00aa-bb11-cc22-dd33-44ee44ee44ee"
@@ -100,7 +91,6 @@ async def test_entra_manager_bare_string_and_array(etenant: Any) -> None:
         assert body[ENTERPRISE]["manager"]["value"] == "00aa00aa-bb11-cc22-dd33-44ee44ee44ee", step
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_BUGS["27_query_reference_attribute_manager"])
 async def test_entra_query_reference_attribute_manager(etenant: Any) -> None:
     """TUT Example 4: Entra checks the current manager with ``id eq .. and manager eq ..``."""
     await etenant.send("26")

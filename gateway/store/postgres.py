@@ -318,10 +318,10 @@ class PostgresStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
         async with self._require_pool().acquire() as conn:
-            yield SqlOps(_Conn(conn))  # type: ignore[misc]
+            yield SqlOps(_Conn(conn))
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         async with self._require_pool().acquire() as conn:
             async with conn.transaction():
-                yield SqlOps(_Conn(conn), row_lock=_ROW_LOCK)  # type: ignore[misc]
+                yield SqlOps(_Conn(conn), row_lock=_ROW_LOCK)

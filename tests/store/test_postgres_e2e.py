@@ -25,7 +25,7 @@ from gateway.testing import ScimClient, add_tenant
 POSTGRES_DSN = os.environ.get("SCIM_GATEWAY_TEST_POSTGRES")
 needs_postgres = pytest.mark.skipif(not POSTGRES_DSN, reason="SCIM_GATEWAY_TEST_POSTGRES is not set")
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
+ClientFactory = Callable[[web.Application], Awaitable["TestClient[web.Request, web.Application]"]]
 
 
 def pg_app(schema: str, *, owner: bool) -> web.Application:

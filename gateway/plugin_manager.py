@@ -88,3 +88,8 @@ class PluginHost:
         return SimpleNamespace(
             **{h: self.pm.subset_hook_caller(h, remove_plugins=[p for p in others if p is not None]) for h in PER_REQUEST_HOOKS}
         )
+
+
+def installed_idps() -> list[str]:
+    """Names of the IdP plugins installed through entry points (what a tenant's ``idp`` may name)."""
+    return PluginHost().idp_plugins()

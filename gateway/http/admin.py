@@ -80,6 +80,10 @@ def _scim_url(request: web.Request) -> Callable[[str], str]:
     return request.app[gateway_key].settings.scim_url
 
 
+def _idps(request: web.Request) -> list[str]:
+    return request.app[gateway_key].plugins.idp_plugins()
+
+
 def _store(request: web.Request) -> Any:
     return request.app[gateway_key].store
 
@@ -91,7 +95,7 @@ async def list_tenants(request: web.Request) -> Any:
 
 async def create_tenant(request: web.Request) -> Any:
     body = await _body(request, admin.TenantCreate, read_only_check=True)
-    return web.json_response(await admin.create_tenant(_store(request), body, _scim_url(request)), status=201)
+    return web.json_response(await admin.create_tenant(_store(request), body, _scim_url(request), idps=_idps(request)), status=201)
 
 
 async def get_tenant(request: web.Request) -> Any:
@@ -100,7 +104,9 @@ async def get_tenant(request: web.Request) -> Any:
 
 async def update_tenant(request: web.Request) -> Any:
     body = await _body(request, admin.TenantUpdate, read_only_check=True)
-    return await admin.update_tenant(_store(request), request.match_info["tenant_id"], body, _scim_url(request))
+    return await admin.update_tenant(
+        _store(request), request.match_info["tenant_id"], body, _scim_url(request), idps=_idps(request)
+    )
 
 
 # api keys --------------------------------------------------------------------------------------

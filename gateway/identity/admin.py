@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Collection, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gateway.clock import now
 from gateway.identity import activity, roles, tenants
 from gateway.identity.roles import RoleMapping, RoleName
+from gateway.plugin_manager import installed_idps
 from gateway.store.base import ApiKeyRow, EventRow, Query, ResourceRow, Store, TenantRow
 from gateway.store.rows import primary_email
 
 ScimUrl = Callable[[str], str]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# "auto" or an installed IdP plugin's name; which names are installed is checked when the tenant is written
+IdpName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 MAX_PAGE = 500
 
 
@@ -71,7 +74,7 @@ class Retention(StrictModel):
 
 class TenantCreate(StrictModel):
     name: Name
-    idp: Literal["auto", "okta", "entra", "generic"] = "auto"
+    idp: IdpName = "auto"
     scim_enabled: bool = False
     log_successful_events: bool = False
     role_mapping: RoleMapping = Field(default_factory=RoleMapping)
@@ -80,7 +83,7 @@ class TenantCreate(StrictModel):
 
 class TenantUpdate(StrictModel):
     name: Name | None = None
-    idp: Literal["auto", "okta", "entra", "generic"] | None = None
+    idp: IdpName | None = None
     scim_enabled: bool | None = None
     log_successful_events: bool | None = None
     role_mapping: RoleMapping | None = None
@@ -214,8 +217,21 @@ def _retention_settings(current: dict[str, Any], retention: Retention) -> dict[s
     return out
 
 
-async def create_tenant(store: Store, body: TenantCreate, scim_url: ScimUrl) -> dict[str, Any]:
-    """Create a tenant; SCIM is off unless the body turns it on (as in the product)."""
+def _check_idp(idp: str, installed: Collection[str] | None) -> None:
+    try:
+        tenants.check_idp(idp, installed if installed is not None else installed_idps())
+    except ValueError as exc:
+        raise AdminError(400, "invalid_idp", str(exc)) from None
+
+
+async def create_tenant(
+    store: Store, body: TenantCreate, scim_url: ScimUrl, *, idps: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Create a tenant; SCIM is off unless the body turns it on (as in the product).
+
+    ``idps`` are the installed IdP plugin names (default: those registered through entry points).
+    """
+    _check_idp(body.idp, idps)
     t = await tenants.create_tenant(store, body.name, idp=body.idp, scim_enabled=body.scim_enabled)
     fields: dict[str, Any] = {}
     if body.log_successful_events:
@@ -231,7 +247,9 @@ async def create_tenant(store: Store, body: TenantCreate, scim_url: ScimUrl) -> 
     return await get_tenant(store, t.id, scim_url)
 
 
-async def update_tenant(store: Store, tenant_id: str, body: TenantUpdate, scim_url: ScimUrl) -> dict[str, Any]:
+async def update_tenant(
+    store: Store, tenant_id: str, body: TenantUpdate, scim_url: ScimUrl, *, idps: Collection[str] | None = None
+) -> dict[str, Any]:
     """Apply the fields present in ``body``.
 
     A new role mapping, or SCIM being turned on, recomputes the roles of SCIM-derived users in
@@ -239,6 +257,8 @@ async def update_tenant(store: Store, tenant_id: str, body: TenantUpdate, scim_u
     Turning SCIM off changes no user: records stay, and SSO sign-ins take over role syncing.
     """
     given = body.model_fields_set
+    if "idp" in given and body.idp is not None:
+        _check_idp(body.idp, idps)
     async with store.write() as tx:
         t = await tx.get_tenant(tenant_id)
         if t is None:

@@ -12,12 +12,13 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Collection
 
 from gateway.clock import now
 from gateway.store.base import ApiKeyRow, Store, TenantRow
 
 KEY_PREFIX = "scimgw_"
-IDPS = ("auto", "okta", "entra", "generic")
+AUTO = "auto"
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -36,11 +37,24 @@ class NewKey:
     key: str
 
 
+def check_idp(idp: str, installed: Collection[str]) -> None:
+    """``idp`` must be ``auto`` or the name of an installed IdP plugin (built-in or third-party)."""
+    if idp != AUTO and idp not in installed:
+        raise ValueError(f"idp must be one of {', '.join([AUTO, *sorted(installed)])}, not {idp!r}")
+
+
 async def create_tenant(
-    store: Store, name: str, *, idp: str = "auto", scim_enabled: bool = False, tenant_id: str | None = None
+    store: Store,
+    name: str,
+    *,
+    idp: str = AUTO,
+    scim_enabled: bool = False,
+    tenant_id: str | None = None,
+    installed_idps: Collection[str] | None = None,
 ) -> TenantRow:
-    if idp not in IDPS:
-        raise ValueError(f"idp must be one of {', '.join(IDPS)}")
+    """Create a tenant. With ``installed_idps`` given, ``idp`` is checked against it."""
+    if installed_idps is not None:
+        check_idp(idp, installed_idps)
     row = TenantRow(
         id=tenant_id or new_tenant_id(name),
         name=name,

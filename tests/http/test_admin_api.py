@@ -78,7 +78,6 @@ async def test_admin_tenant_create_defaults_and_read_only_scim_url(api: Api) -> 
 @pytest.mark.parametrize("path,method,body", [
     ("/tenants", "POST", {"name": "X", "colour": "red"}),
     ("/tenants", "POST", {"name": ""}),
-    ("/tenants", "POST", {"name": "X", "idp": "ping"}),
     ("/tenants", "POST", {"name": "X", "scim_enabled": "yes"}),
     ("/tenants", "POST", ["not", "an", "object"]),
     ("/tenants/{tid}", "PATCH", {"scim_enabled": True, "extra": 1}),
@@ -91,6 +90,15 @@ async def test_admin_tenant_create_defaults_and_read_only_scim_url(api: Api) -> 
 async def test_admin_validation_errors_are_400(scim: ScimClient, api: Api, path: str, method: str, body: Any) -> None:
     status, err = await api(method, path.format(tid=scim.tenant.id), body)
     assert status == 400 and err["error"] == "validation_error" and err["detail"], err
+
+
+async def test_admin_idp_must_be_an_installed_plugin(api: Api) -> None:
+    status, err = await api("POST", "/tenants", {"name": "X", "idp": "ping"})
+    assert status == 400 and err["error"] == "invalid_idp" and "generic" in err["detail"]
+    status, t = await api("POST", "/tenants", {"name": "X", "idp": "generic"})
+    assert status == 201 and t["idp"] == "generic"
+    status, err = await api("PATCH", f"/tenants/{t['id']}", {"idp": "ping"})
+    assert status == 400 and err["error"] == "invalid_idp"
 
 
 async def test_admin_malformed_json_and_empty_body(api: Api) -> None:

@@ -40,7 +40,12 @@ NOT_MODIFIED = 304
 
 
 class Listener(Protocol):
-    """Called inside the write transaction of every change (roles, activity log)."""
+    """Called inside the write transaction of every change (roles, activity log).
+
+    ``context`` carries what the change was: ``client`` and ``request`` always; ``before_data`` and
+    ``after_data`` (stored documents) for PUT and PATCH; ``member_delta`` (:class:`MemberDelta`) when
+    a group's membership rows changed; ``before`` (the full old document) for DELETE.
+    """
 
     def __call__(self, tx: Tx, tenant: TenantRow, change: Change, context: dict[str, Any]) -> Awaitable[None]: ...
 
@@ -51,6 +56,23 @@ class Result:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MemberDelta:
+    """What a group write did to its membership rows, handed to listeners as ``context["member_delta"]``.
+
+    ``added`` are the ids asked for when at least one row was inserted (re-adding an existing member
+    is harmless to listeners); ``removed`` are exactly the ids whose rows were deleted.
+    """
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    inserted: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.inserted or bool(self.removed)
 
 
 @dataclass(slots=True)
@@ -380,12 +402,14 @@ class ScimService:
                 else:
                     await tx.update_group(tenant.id, row)
                     if prepared.members is not None:
-                        await tx.clear_members(tenant.id, rid)
-                        await tx.add_members(tenant.id, rid, await self._check_members(tx, tenant.id, prepared.members))
+                        delta = MemberDelta(removed=await tx.clear_members(tenant.id, rid))
+                        await self._add_members(tx, tenant.id, rid, prepared.members, delta)
+                        ctx["member_delta"] = delta
             except StoreConflict as exc:
                 raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
+            ctx.update(before_data=old.data, after_data=row.data)
             await self._notify(tx, tenant, change, ctx)
         return Result(200, self._project(doc, rtype, attributes, excluded), {"ETag": etag(row.version)}, [change])
 
@@ -408,9 +432,10 @@ class ScimService:
             if if_match and not _etag_matches(if_match, old.version):
                 raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
             outcome = apply_patch(old.data, operations, rtype, resource_id=rid)
-            members_changed = False
+            delta = MemberDelta()
             if outcome.members is not None:
-                members_changed = await self._apply_member_changes(tx, tenant.id, rid, outcome.members)
+                delta = await self._apply_member_changes(tx, tenant.id, rid, outcome.members)
+            members_changed = delta.changed
             ts = now()
             row = ResourceRow(
                 id=rid,
@@ -438,7 +463,7 @@ class ScimService:
             changes: list[Change] = []
             if outcome.changed or members_changed:
                 change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
-                ctx["members_changed"] = members_changed
+                ctx.update(before_data=old.data, after_data=row.data, member_delta=delta)
                 await self._notify(tx, tenant, change, ctx)
                 changes.append(change)
         headers = {"ETag": etag(row.version)}
@@ -446,12 +471,13 @@ class ScimService:
             return Result(204, None, headers, changes)
         return Result(200, self._project(doc, rtype, attributes, excluded), headers, changes)
 
-    async def _apply_member_changes(self, tx: Tx, tenant_id: str, gid: str, mc: MemberChanges) -> bool:
-        changed = False
+    async def _apply_member_changes(self, tx: Tx, tenant_id: str, gid: str, mc: MemberChanges) -> MemberDelta:
+        """Turn member PATCH operations into row changes; report exactly which ids came and went."""
+        delta = MemberDelta()
         if mc.remove_all or mc.replace_all is not None:
-            changed |= await tx.clear_members(tenant_id, gid) > 0
+            delta.removed += await tx.clear_members(tenant_id, gid)
         if mc.replace_all:
-            changed |= await tx.add_members(tenant_id, gid, await self._check_members(tx, tenant_id, mc.replace_all)) > 0
+            await self._add_members(tx, tenant_id, gid, mc.replace_all, delta)
         remove_ids = list(mc.remove_ids)
         if mc.remove_filter:
             # a filter other than `value eq` (e.g. members[type eq "Group"]): the rare case that reads the members
@@ -462,10 +488,16 @@ class ScimService:
                     if member_matches(node, {"value": m.value, "type": m.type, "display": m.display}, gt):
                         remove_ids.append(m.value)
         if remove_ids:
-            changed |= await tx.remove_members(tenant_id, gid, remove_ids) > 0
+            delta.removed += await tx.remove_members(tenant_id, gid, remove_ids)
         if mc.add:
-            changed |= await tx.add_members(tenant_id, gid, await self._check_members(tx, tenant_id, mc.add)) > 0
-        return changed
+            await self._add_members(tx, tenant_id, gid, mc.add, delta)
+        return delta
+
+    async def _add_members(self, tx: Tx, tenant_id: str, gid: str, members: list[dict[str, Any]], delta: MemberDelta) -> None:
+        rows = await self._check_members(tx, tenant_id, members)
+        if await tx.add_members(tenant_id, gid, rows):
+            delta.added += [m.value for m in rows]
+            delta.inserted = True
 
     async def delete(
         self,

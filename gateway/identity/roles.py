@@ -28,20 +28,15 @@ from typing import Annotated, Any, Iterable, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from gateway.core.errors import ScimError
-from gateway.core.patch import apply_patch
-from gateway.core.schema import group_type
-from gateway.core.service import patch_operations
 from gateway.store.base import Query, TenantRow, Tx
 from gateway.store.rows import fold
-from gateway.types import Change, ScimRequest
+from gateway.types import Change
 
 log = structlog.get_logger("scim_gateway.roles")
 
 SOURCES = ("portal", "idp_groups", "idp_attribute")
 RECOMPUTED_KEY = "roles_recomputed"  # context key: ids of the users whose roles a change recomputed
 _PAGE = 500
-_PROBE = "\x00scim-gateway-rename-probe\x00"
 
 RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 AttributePath = Annotated[
@@ -285,36 +280,22 @@ async def _affected_by_group_update(
 ) -> list[str] | None:
     """The users a group PUT/PATCH can have changed the roles of; None when only a full recompute can tell.
 
-    The service tells listeners that members changed, not which: for a PATCH the operations are
-    folded again (the same pure function the service used) to get the exact ids added and removed,
-    and a probe displayName reveals a rename. A PUT, a clear-all or a filter-based removal loses the
-    previous membership, so the set-based full recompute answers those.
+    The service reports the exact membership delta (``member_delta``) and the documents before and
+    after (``before_data``/``after_data``), so only members that came or went are recomputed, plus
+    every current member when a rename moved the group in or out of the mapping.
     """
-    request = context.get("request")
-    if not isinstance(request, ScimRequest) or request.method.upper() != "PATCH":
+    before, after = context.get("before_data"), context.get("after_data")
+    if not isinstance(before, dict) or not isinstance(after, dict):
         return None
-    row = await tx.get_group(tenant_id, gid)
-    if row is None:
-        return None
-    try:
-        ops = patch_operations(request.body)
-        outcome = apply_patch({**row.data, "displayName": _PROBE}, ops, group_type(), resource_id=gid)
-    except ScimError:
-        return None
-    renamed = outcome.data.get("displayName") != _PROBE
-    mc = outcome.members
-    delta: list[str] = []
-    if mc is not None:
-        if mc.cleared or mc.remove_filter:
-            return None
-        delta = [m["value"] for m in mc.add if isinstance(m.get("value"), str)] + list(mc.remove_ids)
-    if renamed and any(key != gid for key in mapping.group_roles):
-        # The old name is gone; any current member may have gained or lost that name's roles.
+    delta = context.get("member_delta")
+    moved = list(delta.added) + list(delta.removed) if delta is not None else []
+    old_name, new_name = before.get("displayName"), after.get("displayName")
+    if old_name != new_name and (mapping.maps_group(gid, old_name) or mapping.maps_group(gid, new_name)):
         members = [m.value for m in await tx.list_members(tenant_id, gid) if m.type == "User"]
-        return members + delta
-    if not mapping.maps_group(gid, row.data.get("displayName")):
+        return members + moved
+    if not mapping.maps_group(gid, new_name):
         return []
-    return delta
+    return moved
 
 
 __all__ = [

@@ -307,21 +307,25 @@ class SqlOps:
             [(tenant_id, group_id, m.value, m.type) for m in members],
         )
 
-    async def remove_members(self, tenant_id: str, group_id: str, member_ids: list[str]) -> int:
-        removed = 0
+    async def remove_members(self, tenant_id: str, group_id: str, member_ids: list[str]) -> list[str]:
+        """Delete these memberships; returns the ids that were members (so listeners know the exact delta)."""
+        removed: list[str] = []
         for i in range(0, len(member_ids), 500):
             chunk = member_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            removed += await self.conn.execute(
-                f"DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ({marks})",
+            rows = await self.conn.fetch(
+                f"DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ({marks})"
+                " RETURNING member_id",
                 (tenant_id, group_id, *chunk),
             )
+            removed.extend(r[0] for r in rows)
         return removed
 
-    async def clear_members(self, tenant_id: str, group_id: str) -> int:
-        return await self.conn.execute(
-            "DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?", (tenant_id, group_id)
+    async def clear_members(self, tenant_id: str, group_id: str) -> list[str]:
+        rows = await self.conn.fetch(
+            "DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? RETURNING member_id", (tenant_id, group_id)
         )
+        return [r[0] for r in rows]
 
     async def list_members(self, tenant_id: str, group_id: str) -> list[Member]:
         rows = await self.conn.fetch(

@@ -88,6 +88,7 @@ class SqlOps:
         # " FOR NO KEY UPDATE") passes it inside write() so a resource's read-modify-write (read,
         # apply PATCH, write version + 1) can't interleave with another process's and lose an update.
         self.row_lock = row_lock
+        self.share_lock = " FOR KEY SHARE" if row_lock else ""
 
     # tenants -------------------------------------------------------------------------------
     async def get_tenant(self, tenant_id: str) -> TenantRow | None:
@@ -234,8 +235,11 @@ class SqlOps:
             )
 
     async def delete_user(self, tenant_id: str, user_id: str) -> bool:
+        # The row goes first: on PostgreSQL this waits for any writer that locked the user as a new member
+        # (existing_ids' KEY SHARE), so the membership delete below also sees that writer's rows.
+        deleted = await self.conn.execute("DELETE FROM users WHERE tenant_id = ? AND id = ?", (tenant_id, user_id)) > 0
         await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?", (tenant_id, user_id))
-        return await self.conn.execute("DELETE FROM users WHERE tenant_id = ? AND id = ?", (tenant_id, user_id)) > 0
+        return deleted
 
     async def query_users(self, tenant_id: str, query: Query) -> Page:
         return await self._query("users", _USER_COLS, _user, tenant_id, query)
@@ -291,9 +295,10 @@ class SqlOps:
         return int(r[0]) if r else None
 
     async def delete_group(self, tenant_id: str, group_id: str) -> bool:
+        # as delete_user: the row first (its own memberships cascade), then its memberships in other groups
+        deleted = await self.conn.execute("DELETE FROM groups WHERE tenant_id = ? AND id = ?", (tenant_id, group_id)) > 0
         await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?", (tenant_id, group_id))
-        await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?", (tenant_id, group_id))
-        return await self.conn.execute("DELETE FROM groups WHERE tenant_id = ? AND id = ?", (tenant_id, group_id)) > 0
+        return deleted
 
     async def query_groups(self, tenant_id: str, query: Query) -> Page:
         return await self._query("groups", _GROUP_COLS, _group, tenant_id, query)
@@ -360,8 +365,9 @@ class SqlOps:
             chunk = ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
             for table, kind in (("users", "User"), ("groups", "Group")):
+                # in a PostgreSQL write, KEY SHARE keeps a concurrent delete from orphaning the membership
                 rows = await self.conn.fetch(
-                    f"SELECT id FROM {table} WHERE tenant_id = ? AND id IN ({marks})", (tenant_id, *chunk)
+                    f"SELECT id FROM {table} WHERE tenant_id = ? AND id IN ({marks}){self.share_lock}", (tenant_id, *chunk)
                 )
                 found.update({r[0]: kind for r in rows})
         return found

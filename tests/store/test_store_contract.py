@@ -180,3 +180,28 @@ async def test_store_delete_group_removes_memberships(store: Store) -> None:
         assert not await tx.delete_group(a, "g1")
     async with store.read() as r:
         assert (await r.groups_of_users(a, ["u1"]))["u1"] == []
+
+
+async def test_store_delete_racing_a_member_add_leaves_no_orphan(store: Store) -> None:
+    a, _ = await two_tenants(store)
+    async with store.write() as tx:
+        await tx.insert_user(a, user("u1", "racer"))
+        await tx.insert_group(a, group("g1", "Race"))
+    adding = asyncio.Event()
+
+    async def add() -> None:
+        async with store.write() as tx:
+            assert await tx.existing_ids(a, ["u1"]) == {"u1": "User"}
+            await tx.add_members(a, "g1", [Member("u1", "User")])
+            adding.set()
+            await asyncio.sleep(0.2)  # the delete arrives while this transaction is still open
+
+    async def delete() -> None:
+        await adding.wait()
+        async with store.write() as tx:
+            await tx.delete_user(a, "u1")
+
+    await asyncio.gather(add(), delete())
+    async with store.read() as r:
+        assert await r.get_user(a, "u1") is None
+        assert await r.list_members(a, "g1") == []

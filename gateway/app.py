@@ -52,7 +52,7 @@ class Gateway:
             return
         touched, self._touched = self._touched, {}
         async with self.store.write() as tx:
-            for key_id, when in touched.items():
+            for key_id, when in sorted(touched.items()):  # one order in every process: no lock-order deadlock
                 await tx.touch_api_key(key_id, when)
 
     async def record_scim_request(self, request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:

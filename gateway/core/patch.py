@@ -18,6 +18,13 @@ Where the RFC leaves room, the choices taken are (each also commented where it i
   ``meta`` back (Okta does) keep working.
 * removing a required attribute is ``mutability`` (§3.5.2.2, last paragraph); replacing it with
   null/empty is ``invalidValue`` like a POST without it.
+* ``remove`` of a multi-valued attribute (``members`` too) with a ``value`` is ``invalidValue``:
+  §3.5.2.2 selects values with a filter in ``path``, and guessing either "remove these" or
+  "remove all" could silently drop data.
+* values are type-checked as sent: a string for a boolean (RFC 7643 §2.3.2) and a bare id or
+  array for a single complex attribute such as ``manager`` (§4.3) are ``invalidValue``.  Only
+  RFC-level leniency is kept for every client: case-insensitive names and ``op``, a single
+  element for an array, and no-path values whose keys are dotted or URN-qualified paths.
 """
 
 from __future__ import annotations
@@ -99,16 +106,6 @@ def _sub_name(path: AttrPath, parent: Attribute | None) -> str:
     return f"{path.attr}.{path.sub}" if path.sub else path.attr
 
 
-def _lookup(element: dict[str, Any], name: str) -> Any:
-    if name in element:
-        return element[name]
-    low = name.lower()
-    for key, value in element.items():
-        if key.lower() == low:
-            return value
-    return None
-
-
 def element_matches(node: Node, element: Any, attr: Attribute) -> bool:
     """Whether one value of ``attr`` matches the inner filter of a value path (``emails[type eq "work"]``).
 
@@ -149,8 +146,12 @@ def _equalities(node: Node, attr: Attribute) -> dict[str, Any] | None:
         if sub is None:
             return None
         value: Any = part.value
-        if sub.type == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"  # Entra ID: roles[primary eq "True"]
+        if sub.type == "boolean" and isinstance(value, str):
+            # RFC 7643 §2.3.2: the new element would get a string where a boolean belongs.
+            raise InvalidValueError(
+                f"'{attr.name}.{sub.name}' is a boolean: compare it with unquoted true or false "
+                f"({sub.name} eq true), not the string {value!r:.20} (RFC 7643 §2.3.2)"
+            )
         out[sub.name] = value
     return out
 
@@ -372,15 +373,14 @@ class _Patcher:
 
     # -- whole attributes ------------------------------------------------------------------
     def _coerce(self, attr: Attribute, value: Any) -> Any:
-        """Lenient shapes common IdPs send, normalised before the strict type check."""
+        """A single element where RFC 7644 wants an array, wrapped before the strict type check.
+
+        Nothing else is coerced: "True"/"False" strings for booleans (RFC 7643 §2.3.2) and a bare
+        id or one-element array for a complex attribute such as ``manager`` (§4.3) are refused by
+        :func:`check_value`; IdPs that send them are normalised in their plugin.
+        """
         if attr.multi_valued and isinstance(value, dict):
-            return [value]  # a single element where RFC 7644 wants an array
-        if attr.is_complex and not attr.multi_valued and isinstance(value, list) and len(value) == 1:
-            return value[0]  # Entra ID: "manager" with [{"value": ...}]
-        if attr.is_complex and not attr.multi_valued and isinstance(value, str) and attr.sub("value") is not None:
-            return {"value": value}  # Entra ID: enterprise manager as a bare id
-        if attr.type == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"  # Entra ID legacy PATCH: "active": "False"
+            return [value]
         return value
 
     def _check_immutable(self, holder: dict[str, Any], attr: Attribute, new: Any, label: str) -> None:
@@ -539,14 +539,9 @@ class _Patcher:
             if attr.required:
                 # RFC 7644 §3.5.2.2: removing a required attribute is a "mutability" error.
                 raise MutabilityError(f"'{t.label}' is required and cannot be removed")
-            if attr.multi_valued and has_value and value is not None and isinstance(current, list):
-                # Not in RFC 7644 but sent by Entra ID: remove with a value array removes those values.
-                items = self._coerce(attr, value)
-                if not isinstance(items, list):
-                    raise InvalidValueError(f"remove from '{t.label}' takes an array of values")
-                kept = [e for e in current if not any(_same(e, i) for i in items)]
-                self._store_list(holder, attr, kept)
-                return
+            if attr.multi_valued and has_value and value is not None:
+                # Ambiguous ("remove these" or "remove all"?), so neither is guessed.
+                raise _remove_with_value(t.label)
             if attr.mutability == "immutable" and current is not None:
                 raise MutabilityError(f"'{t.label}' is immutable")
             holder.pop(attr.name, None)  # removing an unassigned attribute is a no-op
@@ -666,13 +661,8 @@ class _Patcher:
             self._members_remove(mc, t.filter)
             return
         if has_value and value is not None:
-            # Entra ID legacy: remove path "members" with a value array names the members to remove.
-            items = value if isinstance(value, list) else [value]
-            ids = [i.get("value") for i in items if isinstance(i, dict)]
-            if not ids or not all(isinstance(i, str) and i for i in ids):
-                raise InvalidValueError("remove of 'members' with a value takes [{\"value\": id}, ...]")
-            self._members_remove_ids(mc, [str(i) for i in ids])
-            return
+            # Never a silent remove-all, never a guess that the value lists the members to drop.
+            raise _remove_with_value(t.label)
         mc.remove_all, mc.replace_all = True, None
         mc.add, mc.remove_ids, mc.remove_filter = [], [], []
 
@@ -725,11 +715,12 @@ class _Patcher:
             yield attrs.values(), ext if isinstance(ext, dict) else {}, f"{urn}:"
 
 
-def _same(element: Any, item: Any) -> bool:
-    """Whether ``element`` is the value ``item`` names for removal: every given key equal."""
-    if isinstance(element, dict) and isinstance(item, dict):
-        return bool(item) and all(_lookup(element, k) == v for k, v in item.items() if v is not None)
-    return bool(element == item)
+def _remove_with_value(label: str) -> InvalidValueError:
+    return InvalidValueError(
+        f"remove of '{label}' takes no 'value': RFC 7644 §3.5.2.2 selects the values to remove with a "
+        f"filter in 'path', e.g. {{\"op\": \"remove\", \"path\": \"{label}[value eq \\\"<id>\\\"]\"}} "
+        f"(one operation per value); a 'path' of '{label}' alone, without 'value', removes them all"
+    )
 
 
 def apply_patch(

@@ -91,8 +91,14 @@ def _check_scalar(attr: Attribute, value: Any, path: str) -> Any:
             raise _fail(path, "a string", value)
         return value
     if t == "boolean":
+        if isinstance(value, str):
+            # RFC 7643 §2.3.2: a boolean is the JSON literal, so "True"/"false" strings are refused.
+            raise InvalidValueError(
+                f"Attribute '{path}' must be a JSON boolean (true or false, unquoted), got the string "
+                f"{value!r:.60} (RFC 7643 §2.3.2)"
+            )
         if not isinstance(value, bool):
-            raise _fail(path, "a boolean", value)
+            raise _fail(path, "a JSON boolean (true or false)", value)
         return value
     if t == "integer":
         # bool is an int subclass in Python but a distinct JSON type.
@@ -123,9 +129,23 @@ def _check_scalar(attr: Attribute, value: Any, path: str) -> Any:
     return value
 
 
+def _complex_shape(attr: Attribute, path: str, value: Any) -> InvalidValueError:
+    """A scalar or array where a single complex value belongs, e.g. a bare id for ``manager``."""
+    if attr.name == "manager" and attr.sub("value") is not None:
+        # RFC 7643 §4.3: the enterprise manager is complex; its id goes in "value".
+        return InvalidValueError(
+            f"Attribute '{path}' is complex and needs an object {{\"value\": \"<manager id>\"}}, "
+            f"got {type(value).__name__} {value!r:.60} (RFC 7643 §4.3)"
+        )
+    return InvalidValueError(
+        f"Attribute '{path}' is complex and needs a JSON object of its sub-attributes, "
+        f"got {type(value).__name__} {value!r:.60} (RFC 7643 §2.3.8)"
+    )
+
+
 def _check_complex(attr: Attribute, value: Any, path: str, *, writable_only: bool) -> Any:
     if not isinstance(value, dict):
-        raise _fail(path, "an object", value)
+        raise _complex_shape(attr, path, value)
     out: dict[str, Any] = {}
     for key, sub_value in value.items():
         sub = attr.sub(key) if isinstance(key, str) else None
@@ -167,6 +187,8 @@ def check_value(attr: Attribute, value: Any, path: str, *, writable_only: bool =
         return UNASSIGNED
     if not attr.multi_valued:
         if isinstance(value, list):
+            if attr.is_complex:
+                raise _complex_shape(attr, path, value)
             raise _fail(path, "a single value", value)
         return _check_single(attr, value, path, writable_only=writable_only)
     if not isinstance(value, list):

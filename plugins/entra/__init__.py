@@ -128,9 +128,17 @@ def _quote_unquoted(flt: str) -> str:
 # -- values shared by POST/PUT and PATCH -------------------------------------------------------
 
 
+def _leaf(path: str) -> str:
+    """The attribute a key or path ends in: ``primary`` for ``emails[type eq "work"].primary``,
+    ``active`` for ``urn:ietf:params:scim:schemas:core:2.0:User:active``."""
+    return re.split(r"[.:]", re.sub(r"\[[^\]]*\]", "", path))[-1].strip()
+
+
 def _fix_booleans(value: Any, name: str | None = None) -> Any:
-    """KI: the legacy job sends booleans as "True"/"False"; CA's role objects carry "primary": "True"."""
-    if isinstance(value, str) and name is not None and name.lower() in _BOOLEAN_NAMES:
+    """KI: the legacy job sends booleans as "True"/"False"; CA's role objects carry "primary": "True".
+    The core is strict (RFC 7643 §2.3.2), so every ``active``/``primary`` string, whether a plain,
+    dotted or URN-qualified key, becomes a JSON boolean here."""
+    if isinstance(value, str) and name is not None and _leaf(name).lower() in _BOOLEAN_NAMES:
         return _STRING_BOOL.get(value.lower(), value)
     if isinstance(value, dict):
         for k in list(value):
@@ -169,7 +177,8 @@ def _display_name_to_display(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _manager(value: Any) -> Any:
-    """TUT Example 5 sends ``manager`` as ``[{"$ref", "value"}]``; the schema example as a bare id."""
+    """TUT Example 5 sends ``manager`` as ``[{"$ref", "value"}]``; the schema example as a bare id.
+    RFC 7643 §4.3 makes it complex and the core refuses both shapes, so both become ``{"value"}``."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if isinstance(value, str):
@@ -187,6 +196,12 @@ def _clean_members(items: Any) -> Any:
         return [_display_name_to_display({k: v for k, v in i.items() if not (k == "$ref" and v is None)})
                 if isinstance(i, dict) else i for i in items]
     return items
+
+
+def _fix_nested_manager(ext: dict[str, Any]) -> None:
+    """``manager`` inside an enterprise extension object (POST body, or a PATCH value for the URN)."""
+    for sub in [s for s in ext if isinstance(s, str) and s.lower() == "manager"]:
+        ext[sub] = _manager(ext[sub])
 
 
 def _is_attr(path: str, name: str) -> bool:
@@ -234,8 +249,9 @@ def scim_normalize_resource(client: Client, request: ScimRequest, payload: dict[
             continue
         low = key.lower()
         if low == ENTERPRISE.lower() and isinstance(value, dict):
-            for sub in [s for s in value if isinstance(s, str) and s.lower() == "manager"]:
-                value[sub] = _manager(value[sub])
+            _fix_nested_manager(value)
+        elif _is_attr(low, "manager"):
+            payload[key] = _manager(value)  # urn:...:enterprise:2.0:User:manager
         elif low == "roles" and isinstance(value, list):
             payload[key] = [_decode_role(r) for r in value]
         elif low == "members" and value is not None:
@@ -283,18 +299,24 @@ def _normalize_op(raw: dict[str, Any]) -> list[dict[str, Any]]:
             for key in list(value):
                 if isinstance(key, str) and _is_attr(key, "manager"):
                     value[key] = _manager(value[key])
-            return _split_pathless(str(kind), value)
+                elif isinstance(key, str) and key.lower() == ENTERPRISE.lower() and isinstance(value[key], dict):
+                    _fix_nested_manager(value[key])
+            # split-off path operations get the path fixes too (``roles[primary eq "True"].value`` keys)
+            return [o for part in _split_pathless(str(kind), value)
+                    for o in (_normalize_op(part) if "path" in part else [part])]
         return [op]
     if not isinstance(path, str):
         return [op]
     path = _BOOL_IN_FILTER.sub(lambda m: m.group(1) + m.group(2).lower(), path)
     op["path"] = path
     head = path.split("[", 1)[0]
-    leaf = re.split(r"[.:]", re.sub(r"\[[^\]]*\]", "", path))[-1]
+    leaf = _leaf(path)
     if "value" in op:
         op["value"] = value = _fix_booleans(value, leaf)
     if _is_attr(head, "manager") and "value" in op:
         op["value"] = _manager(value)
+    elif head.strip().lower() == ENTERPRISE.lower() and isinstance(value, dict):
+        _fix_nested_manager(value)
     elif _is_attr(head, "members") and "[" not in path and "value" in op:
         items = _clean_members(value)
         if kind == "remove" and isinstance(items, list):

@@ -166,11 +166,21 @@ def test_remove_required_attribute_is_mutability() -> None:
         apply_patch(stored_group(), [{"op": "remove", "path": "displayName"}], group_type(), resource_id="g1")
 
 
-def test_remove_with_value_array_removes_those_values() -> None:
-    # Entra ID legacy form: remove path "emails"/"members" with a value array.
-    out = patch_user([{"op": "Remove", "path": "emails", "value": [{"value": "babs@jensen.org"}]}])
-    assert [e["value"] for e in emails(out)] == ["bjensen@example.com"]
-    mc = patch_group([{"op": "Remove", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]}])
+@pytest.mark.parametrize("value", [[{"value": "u1"}, {"value": "u2"}], {"value": "u1"}, [], "u1"])
+def test_remove_with_value_is_invalid_value_naming_the_filter(value: Any) -> None:
+    # §3.5.2.2 defines no value for remove; "remove these" and "remove all" are both guesses, so
+    # neither is taken (a silent remove-all would drop every member).  The error shows the filter.
+    with pytest.raises(InvalidValueError) as exc:
+        apply_patch(stored_group(), [{"op": "Remove", "path": "members", "value": value}], group_type(), resource_id="g1")
+    assert 'members[value eq \\"<id>\\"]' in exc.value.detail and "§3.5.2.2" in exc.value.detail
+    with pytest.raises(InvalidValueError) as exc:
+        patch_user([{"op": "remove", "path": "emails", "value": [{"value": "babs@jensen.org"}]}])
+    assert 'emails[value eq' in exc.value.detail
+
+
+def test_remove_members_with_null_value_or_filter_still_works() -> None:
+    assert patch_group([{"op": "remove", "path": "members", "value": None}]).remove_all is True
+    mc = patch_group([{"op": "remove", "path": 'members[value eq "u1"]'}, {"op": "remove", "path": 'members[value eq "u2"]'}])
     assert mc.remove_ids == ["u1", "u2"] and not mc.remove_all
 
 
@@ -262,10 +272,20 @@ def test_filtered_add_without_sub_creates_or_merges() -> None:
     assert out.data["phoneNumbers"][0] == {"value": "555-555-5555", "type": "work", "display": "desk"}
 
 
-def test_boolean_filter_value_given_as_string() -> None:
-    # Entra ID: roles[primary eq "True"].value
+def test_boolean_filter_value_given_as_string_matches_existing_values() -> None:
+    # Matching follows GET ?filter= (core/filter.py compares a quoted boolean leniently).
     data = {"userName": "b", "roles": [{"primary": True, "value": "User"}], "schemas": [USER_SCHEMA]}
     out = patch_user([{"op": "Replace", "path": "roles[primary eq \"True\"].value", "value": "Admin"}], data)
+    assert out.data["roles"] == [{"primary": True, "value": "Admin"}]
+
+
+def test_boolean_filter_value_given_as_string_cannot_create_an_element() -> None:
+    # RFC 7643 §2.3.2: the element the filter describes would get primary "True", a string.
+    data = {"userName": "b", "schemas": [USER_SCHEMA]}
+    with pytest.raises(InvalidValueError) as exc:
+        patch_user([{"op": "replace", "path": "roles[primary eq \"True\"].value", "value": "Admin"}], data)
+    assert "roles.primary" in exc.value.detail and "primary eq true" in exc.value.detail
+    out = patch_user([{"op": "replace", "path": "roles[primary eq true].value", "value": "Admin"}], data)
     assert out.data["roles"] == [{"primary": True, "value": "Admin"}]
 
 
@@ -368,9 +388,21 @@ def test_values_are_type_checked(op: dict[str, Any], path: str) -> None:
     assert path in exc.value.detail
 
 
-def test_boolean_strings_are_accepted_for_boolean_attributes() -> None:
-    # Entra ID legacy PATCH: {"op": "Replace", "path": "active", "value": "False"}
-    assert patch_user([{"op": "Replace", "path": "active", "value": "False"}]).data["active"] is False
+@pytest.mark.parametrize(
+    ("op", "path"),
+    [
+        ({"op": "Replace", "path": "active", "value": "False"}, "active"),
+        ({"op": "replace", "value": {"active": "true"}}, "active"),
+        ({"op": "replace", "path": "emails[type eq \"work\"].primary", "value": "True"}, "emails.primary"),
+        ({"op": "add", "path": "emails", "value": [{"value": "n@x", "primary": "True"}]}, "emails.primary"),
+    ],
+)
+def test_boolean_strings_are_invalid_value(op: dict[str, Any], path: str) -> None:
+    # RFC 7643 §2.3.2: booleans are JSON true/false for every client; IdPs that send strings are
+    # normalised in their plugin.
+    with pytest.raises(InvalidValueError) as exc:
+        patch_user([op])
+    assert f"'{path}'" in exc.value.detail and "JSON boolean" in exc.value.detail
 
 
 # --- extensions ----------------------------------------------------------------------------------------
@@ -405,13 +437,30 @@ def test_remove_last_extension_attribute_drops_extension_and_schema() -> None:
     assert ENT not in out.data
 
 
-def test_manager_shapes_sent_by_entra() -> None:
+def test_manager_is_complex() -> None:
+    # RFC 7643 §4.3: only {"value": id} sets manager; the unqualified name resolves (RFC 7644 §3.10).
     for op in (
-        {"op": "Replace", "path": f"{ENT}:manager", "value": "boss"},
-        {"op": "Add", "path": "manager", "value": [{"value": "boss"}]},
         {"op": "add", "path": f"{ENT}:manager", "value": {"value": "boss"}},
+        {"op": "Add", "path": "manager", "value": {"value": "boss"}},
+        {"op": "replace", "value": {ENT: {"manager": {"value": "boss"}}}},
     ):
         assert patch_user([op]).data[ENT] == {"manager": {"value": "boss"}}, op
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        {"op": "Replace", "path": f"{ENT}:manager", "value": "boss"},
+        {"op": "Add", "path": "manager", "value": [{"value": "boss"}]},
+        {"op": "add", "path": "manager", "value": ["boss"]},
+        {"op": "replace", "value": {ENT: {"manager": "boss"}}},
+        {"op": "replace", "value": {f"{ENT}:manager": "boss"}},
+    ],
+)
+def test_manager_bare_id_or_array_is_invalid_value(op: dict[str, Any]) -> None:
+    with pytest.raises(InvalidValueError) as exc:
+        patch_user([op])
+    assert f"'{ENT}:manager'" in exc.value.detail and '{"value": "<manager id>"}' in exc.value.detail
 
 
 def test_custom_extension_is_patched_opaquely() -> None:

@@ -219,6 +219,27 @@ def test_wrong_types_are_invalid_value_naming_the_path(attrs: dict[str, Any], pa
     assert exc.value.status == 400 and exc.value.scim_type == "invalidValue"
 
 
+@pytest.mark.parametrize("value", ["True", "false", "FALSE"])
+def test_string_boolean_is_refused_asking_for_a_json_boolean(value: str) -> None:
+    # RFC 7643 §2.3.2: no coercion for any client; IdPs that send strings are normalised in their plugin.
+    for attrs, path in (({"active": value}, "active"), ({"emails": [{"value": "a@b", "primary": value}]}, "emails.primary")):
+        with pytest.raises(InvalidValueError) as exc:
+            prepare_write(user(**attrs), user_type())
+        assert f"'{path}'" in exc.value.detail and "JSON boolean" in exc.value.detail and "§2.3.2" in exc.value.detail
+
+
+@pytest.mark.parametrize("manager", ["boss", ["boss"], [{"value": "boss"}]])
+def test_manager_must_be_an_object(manager: Any) -> None:
+    # RFC 7643 §4.3: manager is complex; a bare id or an array is refused with the shape to send.
+    body = {"schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA], "userName": "b", ENTERPRISE_USER_SCHEMA: {"manager": manager}}
+    with pytest.raises(InvalidValueError) as exc:
+        prepare_write(body, user_type())
+    assert f"'{ENTERPRISE_USER_SCHEMA}:manager'" in exc.value.detail
+    assert '{"value": "<manager id>"}' in exc.value.detail and "§4.3" in exc.value.detail
+    body[ENTERPRISE_USER_SCHEMA] = {"manager": {"value": "boss"}}
+    assert prepare_write(body, user_type()).data[ENTERPRISE_USER_SCHEMA] == {"manager": {"value": "boss"}}
+
+
 @pytest.mark.parametrize(
     ("attrs", "ok"),
     [

@@ -263,6 +263,22 @@ class ScimService:
             doc = await self._full(r, tenant.id, rtype, row, attributes, excluded)
         return Result(200, self._project(doc, rtype, attributes, excluded), {"ETag": etag(row.version)})
 
+    async def _current(self, tx: Tx, tenant_id: str, rtype: ResourceType, rid: str, if_match: str | None) -> ResourceRow:
+        """The row a write starts from, honouring ``If-Match`` (RFC 7644 §3.14)."""
+        old = await self._get_row(tx, tenant_id, rtype, rid)
+        if if_match and not _etag_matches(if_match, old.version):
+            raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
+        return old
+
+    async def _save(self, tx: Tx, tenant_id: str, rtype: ResourceType, row: ResourceRow, *, new: bool) -> None:
+        try:
+            if rtype.name == "User":
+                await (tx.insert_user if new else tx.update_user)(tenant_id, row)
+            else:
+                await (tx.insert_group if new else tx.update_group)(tenant_id, row)
+        except StoreConflict as exc:
+            raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+
     async def _get_row(self, reader: Any, tenant_id: str, rtype: ResourceType, rid: str) -> ResourceRow:
         row = await (reader.get_user if rtype.name == "User" else reader.get_group)(tenant_id, rid)
         if row is None:
@@ -352,15 +368,9 @@ class ScimService:
                 page = await (tx.query_users if rtype.name == "User" else tx.query_groups)(tenant.id, q)
                 if page.rows:
                     raise UniquenessError(f"a {rtype.name} matching {flt} already exists")
-            try:
-                if rtype.name == "User":
-                    await tx.insert_user(tenant.id, row)
-                else:
-                    await tx.insert_group(tenant.id, row)
-                    if prepared.members:
-                        await tx.add_members(tenant.id, row.id, await self._check_members(tx, tenant.id, prepared.members))
-            except StoreConflict as exc:
-                raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+            await self._save(tx, tenant.id, rtype, row, new=True)
+            if prepared.members:
+                await self._add_members(tx, tenant.id, row.id, prepared.members, MemberDelta())
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, row.id, "created", row.version, doc)
             await self._notify(tx, tenant, change, ctx)
@@ -381,9 +391,7 @@ class ScimService:
     ) -> Result:
         ctx = context if context is not None else {}
         async with self.store.write() as tx:
-            old = await self._get_row(tx, tenant.id, rtype, rid)
-            if if_match and not _etag_matches(if_match, old.version):
-                raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
+            old = await self._current(tx, tenant.id, rtype, rid, if_match)
             if isinstance(body.get("id"), str) and body["id"] != rid:
                 raise InvalidValueError(f"body id {body['id']!r} does not match the URL's {rid!r}", scim_type="mutability")
             prepared = prepare_write(body, rtype, existing=old.data)
@@ -396,17 +404,11 @@ class ScimService:
                 roles=old.roles,
                 provisioned_by=old.provisioned_by,
             )
-            try:
-                if rtype.name == "User":
-                    await tx.update_user(tenant.id, row)
-                else:
-                    await tx.update_group(tenant.id, row)
-                    if prepared.members is not None:
-                        delta = MemberDelta(removed=await tx.clear_members(tenant.id, rid))
-                        await self._add_members(tx, tenant.id, rid, prepared.members, delta)
-                        ctx["member_delta"] = delta
-            except StoreConflict as exc:
-                raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+            await self._save(tx, tenant.id, rtype, row, new=False)
+            if rtype.name == "Group" and prepared.members is not None:
+                delta = MemberDelta(removed=await tx.clear_members(tenant.id, rid))
+                await self._add_members(tx, tenant.id, rid, prepared.members, delta)
+                ctx["member_delta"] = delta
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
             ctx.update(before_data=old.data, after_data=row.data)
@@ -428,9 +430,7 @@ class ScimService:
         operations = patch_operations(body)
         ctx = context if context is not None else {}
         async with self.store.write() as tx:
-            old = await self._get_row(tx, tenant.id, rtype, rid)
-            if if_match and not _etag_matches(if_match, old.version):
-                raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
+            old = await self._current(tx, tenant.id, rtype, rid, if_match)
             outcome = apply_patch(old.data, operations, rtype, resource_id=rid)
             delta = MemberDelta()
             if outcome.members is not None:
@@ -449,13 +449,7 @@ class ScimService:
             if outcome.changed or members_changed:
                 row.version += 1
                 row.last_modified = ts
-                try:
-                    if rtype.name == "User":
-                        await tx.update_user(tenant.id, row)
-                    else:
-                        await tx.update_group(tenant.id, row)
-                except StoreConflict as exc:
-                    raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+                await self._save(tx, tenant.id, rtype, row, new=False)
             respond = rtype.name == "User" or bool(attributes)
             doc: dict[str, Any] | None = None
             if respond:
@@ -510,9 +504,7 @@ class ScimService:
     ) -> Result:
         ctx = context if context is not None else {}
         async with self.store.write() as tx:
-            old = await self._get_row(tx, tenant.id, rtype, rid)
-            if if_match and not _etag_matches(if_match, old.version):
-                raise PreconditionFailedError(f"{rtype.name} {rid} has version {etag(old.version)}, not {if_match}")
+            old = await self._current(tx, tenant.id, rtype, rid, if_match)
             before = self.document(tenant.id, rtype, old)
             change = Change(tenant.id, rtype.name, rid, "deleted", old.version, None)
             ctx["before"] = before

@@ -51,7 +51,7 @@ class Outcome:
 def route(gw: "Gateway", path: str) -> Route:
     """Map a tenant-relative path to what it addresses (endpoint names are matched case-insensitively)."""
     parts = [p for p in path.split("/") if p]
-    types = {rt.endpoint.strip("/").lower(): rt for rt in gw.service.types.values()}
+    types = gw.service.endpoints
     if not parts:
         raise NotFoundError("no SCIM endpoint at the tenant root; try /Users or /Groups")
     head = parts[0].lower()

@@ -136,17 +136,20 @@ def _wants(name: str, attributes: list[str] | None, excluded: list[str] | None) 
     return True
 
 
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"s": seq}).encode()).decode().rstrip("=")
+def _encode_cursor(seq: int, total: int) -> str:
+    # The cursor is a position, not server state: it never expires and any process can resume it. It
+    # carries the first page's totalResults so later pages need not count the whole result again.
+    return base64.urlsafe_b64encode(json.dumps({"s": seq, "t": total}).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> int:
+def _decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        seq = json.loads(base64.urlsafe_b64decode(padded))["s"]
-        if not isinstance(seq, int):
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        seq, total = data["s"], data["t"]
+        if not isinstance(seq, int) or not isinstance(total, int):
             raise ValueError
-        return seq
+        return seq, total
     except (ValueError, KeyError, TypeError):
         raise InvalidValueError("cursor is not valid", scim_type="invalidCursor") from None
 
@@ -168,6 +171,7 @@ class ScimService:
         self.max_page_size = max_page_size
         self.listeners: list[Listener] = []
         self.types = {"User": user_type(), "Group": group_type()}
+        self.endpoints = {rt.endpoint.strip("/").lower(): rt for rt in self.types.values()}
 
     # documents -------------------------------------------------------------------------
     def location(self, tenant_id: str, rtype: ResourceType, rid: str) -> str:
@@ -298,7 +302,9 @@ class ScimService:
         if params.cursor is not None:
             if params.sort_by:
                 raise InvalidValueError("cursor pagination cannot be combined with sortBy", scim_type="invalidCursor")
-            query.after_seq = _decode_cursor(params.cursor) if params.cursor else None
+            if params.cursor:
+                query.after_seq, query.known_total = _decode_cursor(params.cursor)
+                query.count_total = False
         else:
             query.offset = max(params.start_index, 1) - 1
         return query
@@ -317,13 +323,15 @@ class ScimService:
                 for row in page.rows:
                     docs.append(await self._full(r, tenant.id, rtype, row, params.attributes, params.excluded))
         resources = [self._project(d, rtype, params.attributes, params.excluded) for d in docs]
-        body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": page.total}
+        total = page.total if query.count_total else query.known_total
+        body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": total}
         if query.limit:
             body["itemsPerPage"] = len(resources)
-            body["startIndex"] = query.offset + 1
+            if params.cursor is None:
+                body["startIndex"] = query.offset + 1
         body["Resources"] = resources
         if params.cursor is not None and page.rows and len(page.rows) == query.limit:
-            body["nextCursor"] = _encode_cursor(page.rows[-1].seq)
+            body["nextCursor"] = _encode_cursor(page.rows[-1].seq, total)
         return Result(200, body)
 
     # writes ----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 import time
 from typing import Awaitable, Callable
 
@@ -38,7 +38,7 @@ def _admin_code(status: int) -> str:
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request.headers.get("X-Request-Id", "")
     if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
-        rid = secrets.token_hex(8)
+        rid = f"{random.getrandbits(64):016x}"  # a correlation id, not a secret: no need for the OS's entropy
     request[request_id_key] = rid
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)

@@ -73,6 +73,7 @@ class Query:
     limit: int | None = None
     after_seq: int | None = None  # cursor pagination: resume after this seq (ascending order)
     count_total: bool = True
+    known_total: int = -1  # the total carried by a cursor when count_total is off
 
 
 @dataclass(slots=True)

@@ -82,8 +82,11 @@ def _group(r: Any) -> ResourceRow:
 class SqlOps:
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
-    def __init__(self, conn: Conn, *, row_lock: str = "") -> None:
+    def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:
         self.conn = conn
+        # Statements whose cost grows with the data (list queries, member lists) run here, so a backend
+        # may serve point lookups on a cheaper path (SQLite: synchronously) without a scan ever doing so.
+        self.scan_conn = scan_conn or conn
         # Appended to get_user/get_group. A backend whose writers run concurrently (PostgreSQL:
         # " FOR NO KEY UPDATE") passes it inside write() so a resource's read-modify-write (read,
         # apply PATCH, write version + 1) can't interleave with another process's and lose an update.
@@ -333,7 +336,7 @@ class SqlOps:
         return [r[0] for r in rows]
 
     async def list_members(self, tenant_id: str, group_id: str) -> list[Member]:
-        rows = await self.conn.fetch(
+        rows = await self.scan_conn.fetch(
             "SELECT m.member_id, m.member_type, COALESCE(u.display_name, u.user_name, g.display_name)"
             " FROM group_members m"
             " LEFT JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.member_id"
@@ -381,7 +384,7 @@ class SqlOps:
             params.extend(q.params)
         total = -1
         if q.count_total:
-            r = await self.conn.fetchrow(f"SELECT count(*) FROM {table} r WHERE {where}", params)
+            r = await self.scan_conn.fetchrow(f"SELECT count(*) FROM {table} r WHERE {where}", params)
             total = int(r[0]) if r else 0
         if q.limit == 0:
             return Page(total, [])
@@ -403,7 +406,7 @@ class SqlOps:
         elif q.offset:
             sql += " LIMIT ? OFFSET ?"
             page_params.extend((2**62, q.offset))
-        rows = await self.conn.fetch(sql, page_params)
+        rows = await self.scan_conn.fetch(sql, page_params)
         return Page(total, [build(x) for x in rows])
 
     # roles ---------------------------------------------------------------------------------
@@ -412,7 +415,7 @@ class SqlOps:
         for i in range(0, len(user_ids), 500):
             chunk = user_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            rows = await self.conn.fetch(
+            rows = await self.scan_conn.fetch(
                 f"SELECT id, roles FROM users WHERE tenant_id = ? AND id IN ({marks})", (tenant_id, *chunk)
             )
             out.update({r[0]: loads(r[1]) for r in rows})
@@ -451,12 +454,12 @@ class SqlOps:
             if chunk is not None:
                 sql += f" AND m.member_id IN ({', '.join('?' * len(chunk))})"
                 p.extend(chunk)
-            for r in await self.conn.fetch(sql, p):
+            for r in await self.scan_conn.fetch(sql, p):
                 out.setdefault(r[0], set()).add(r[1])
         return out
 
     async def role_derived_users(self, tenant_id: str, *, roles_not: list[str]) -> dict[str, list[str]]:
-        rows = await self.conn.fetch(
+        rows = await self.scan_conn.fetch(
             "SELECT u.id, u.roles FROM users u WHERE u.tenant_id = ? AND u.roles <> ?"
             " AND (u.provisioned_by = 'scim' OR EXISTS (SELECT 1 FROM group_members m"
             " WHERE m.tenant_id = u.tenant_id AND m.member_id = u.id))",

@@ -27,8 +27,8 @@ class _Conn:
         return list(await self.db.execute_fetchall(sql, params))
 
     async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.db.execute_fetchall(sql, params)  # one hop to the connection's thread, not three
+        return next(iter(rows), None)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
@@ -42,6 +42,30 @@ class _Conn:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         async with self.db.executemany(sql, rows) as cur:
             return cur.rowcount
+
+
+class _SyncConn:
+    """A read-only connection used on the event loop's own thread for point lookups.
+
+    An indexed lookup costs a few microseconds in SQLite itself but hundreds when handed to a worker
+    thread and back; scans never come here (SqlOps sends them to ``scan_conn``). WAL readers never
+    wait for the writer, so this cannot block the loop on a lock.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.db.execute(sql, params).fetchall()
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
+        return self.db.execute(sql, params).fetchone()
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise RuntimeError("the point-read connection is read-only")
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        raise RuntimeError("the point-read connection is read-only")
 
 
 def _conflict_detail(message: str) -> str:
@@ -68,6 +92,7 @@ class SqliteStore:
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._cycle: Any = None
+        self._point: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -88,6 +113,11 @@ class SqliteStore:
             self._readers = [self._writer]
         else:
             self._readers = [await self._connect() for _ in range(self._n_readers)]
+            self._point = sqlite3.connect(self.path, isolation_level=None)
+            for pragma in (*_PRAGMAS[1:], "PRAGMA query_only = ON"):
+                self._point.execute(pragma)
+            for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
+                self._point.create_function(name, nargs, fn, deterministic=True)
         self._cycle = itertools.cycle(self._readers)
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
@@ -107,10 +137,14 @@ class SqliteStore:
             await db.close()
         self._readers = []
         self._writer = None
+        if self._point is not None:
+            self._point.close()
+            self._point = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
-        yield SqlOps(_Conn(next(self._cycle)))
+        scan = _Conn(next(self._cycle))
+        yield SqlOps(_SyncConn(self._point) if self._point is not None else scan, scan_conn=scan)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:

@@ -110,7 +110,7 @@ async def test_cursor_paging_visits_every_user_once(scim: ScimClient) -> None:
     cursor = ""
     while True:
         status, body, _ = await scim.get("/Users", params={"cursor": cursor, "count": "2"})
-        assert status == 200
+        assert status == 200 and body["totalResults"] == 5 and "startIndex" not in body
         seen += [r["id"] for r in body["Resources"]]
         cursor = body.get("nextCursor")
         if not cursor:

@@ -21,7 +21,7 @@ from gateway.core.errors import (
     ScimError,
     UniquenessError,
 )
-from gateway.core.filter import parse_filter
+from gateway.core.filter import And, Compare, parse_filter
 from gateway.core.patch import MemberChanges, apply_patch, member_matches
 from gateway.core.projection import parse_attribute_list, project
 from gateway.core.resource import prepare_write
@@ -134,6 +134,24 @@ def _wants(name: str, attributes: list[str] | None, excluded: list[str] | None) 
     if excluded:
         return not any(e.lower() == low or e.lower().endswith(":" + low) for e in excluded)
     return True
+
+
+# Equality on these is an index lookup (a unique or selective index), whatever the tenant's size.
+_INDEXED_EQ = frozenset({"id", "username", "externalid", "displayname"})
+
+
+def _is_point_lookup(node: Any) -> bool:
+    """A filter the store can answer from an index in constant time (Okta's and Entra's lookups)."""
+    if isinstance(node, And):
+        return _is_point_lookup(node.left) or _is_point_lookup(node.right)
+    return (
+        isinstance(node, Compare)
+        and node.op == "eq"
+        and node.path.urn is None
+        and node.path.sub is None
+        and node.path.attr.lower() in _INDEXED_EQ
+        and isinstance(node.value, str)
+    )
 
 
 def _encode_cursor(seq: int, total: int) -> str:
@@ -294,6 +312,7 @@ class ScimService:
         if params.filter:
             node = parse_filter(params.filter)
             query.where, query.params = compile_filter(node, rtype, self.store.dialect)  # type: ignore[arg-type]
+            query.point = _is_point_lookup(node)
         if params.sort_by:
             query.order_by = compile_sort(params.sort_by, rtype, self.store.dialect)  # type: ignore[arg-type]
         query.descending = params.sort_order == "descending"

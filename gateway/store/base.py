@@ -74,6 +74,7 @@ class Query:
     after_seq: int | None = None  # cursor pagination: resume after this seq (ascending order)
     count_total: bool = True
     known_total: int = -1  # the total carried by a cursor when count_total is off
+    point: bool = False  # answered from an index in constant time: a backend may take its fast path
 
 
 @dataclass(slots=True)

@@ -377,6 +377,7 @@ class SqlOps:
 
     # list queries --------------------------------------------------------------------------
     async def _query(self, table: str, cols: str, build: Any, tenant_id: str, q: Query) -> Page:
+        conn = self.conn if q.point else self.scan_conn
         where = "r.tenant_id = ?"
         params: list[Any] = [tenant_id]
         if q.where:
@@ -384,7 +385,7 @@ class SqlOps:
             params.extend(q.params)
         total = -1
         if q.count_total:
-            r = await self.scan_conn.fetchrow(f"SELECT count(*) FROM {table} r WHERE {where}", params)
+            r = await conn.fetchrow(f"SELECT count(*) FROM {table} r WHERE {where}", params)
             total = int(r[0]) if r else 0
         if q.limit == 0:
             return Page(total, [])
@@ -406,7 +407,7 @@ class SqlOps:
         elif q.offset:
             sql += " LIMIT ? OFFSET ?"
             page_params.extend((2**62, q.offset))
-        rows = await self.scan_conn.fetch(sql, page_params)
+        rows = await conn.fetch(sql, page_params)
         return Page(total, [build(x) for x in rows])
 
     # roles ---------------------------------------------------------------------------------

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
+from collections import OrderedDict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from gateway.clock import now
 from gateway.core.errors import (
@@ -172,6 +175,40 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
         raise InvalidValueError("cursor is not valid", scim_type="invalidCursor") from None
 
 
+class PagingWalks:
+    """Where sequential index-paging walks (startIndex/count in insertion order) have got to.
+
+    ``startIndex=N`` means OFFSET N-1, which costs O(N) per page and makes a full import O(n²); and
+    ``totalResults`` is a count over the whole result on every page. A client walking page after
+    page asks for exactly the position the previous page ended at, so this remembers, per query,
+    (next startIndex -> last seq, total) and the next page resumes from the seq like a cursor.
+    Entries die after ``ttl`` seconds and whenever this process writes to the tenant; a write in
+    another process is seen within ``ttl`` (RFC 7644 §3.4.2.4 promises no consistency across pages
+    under concurrent change anyway).
+    """
+
+    def __init__(self, *, ttl: float = 30.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int, int]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[int, int] | None:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1], hit[2]
+
+    def remember(self, key: tuple[Any, ...], seq: int, total: int) -> None:
+        self._entries[key] = (time.monotonic() + self.ttl, seq, total)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def forget_tenant(self, tenant_id: str) -> None:
+        for key in [k for k in self._entries if k[0] == tenant_id]:
+            del self._entries[key]
+
+
 class ScimService:
     """SCIM operations over a :class:`Store`, for any tenant."""
 
@@ -190,6 +227,7 @@ class ScimService:
         self.listeners: list[Listener] = []
         self.types = {"User": user_type(), "Group": group_type()}
         self.endpoints = {rt.endpoint.strip("/").lower(): rt for rt in self.types.values()}
+        self.walks = PagingWalks()
 
     # documents -------------------------------------------------------------------------
     def location(self, tenant_id: str, rtype: ResourceType, rid: str) -> str:
@@ -330,6 +368,14 @@ class ScimService:
 
     async def search(self, tenant: TenantRow, rtype: ResourceType, params: ListParams) -> Result:
         query = self.compile_query(rtype, params)
+        start = query.offset
+        walk: tuple[Any, ...] | None = None
+        if params.cursor is None and query.order_by is None and not query.descending and query.limit:
+            walk = (tenant.id, rtype.name, query.where, tuple(query.params), query.limit)
+            resume = self.walks.get((*walk, start)) if start else None
+            if resume is not None:
+                query.after_seq, query.known_total = resume
+                query.offset, query.count_total = 0, False
         async with self.store.read() as r:
             page = await (r.query_users if rtype.name == "User" else r.query_groups)(tenant.id, query)
             docs: list[dict[str, Any]] = []
@@ -343,17 +389,26 @@ class ScimService:
                     docs.append(await self._full(r, tenant.id, rtype, row, params.attributes, params.excluded))
         resources = [self._project(d, rtype, params.attributes, params.excluded) for d in docs]
         total = page.total if query.count_total else query.known_total
+        if walk is not None and page.rows and len(page.rows) == query.limit:
+            self.walks.remember((*walk, start + len(page.rows)), page.rows[-1].seq, total)
         body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": total}
         if query.limit:
             body["itemsPerPage"] = len(resources)
             if params.cursor is None:
-                body["startIndex"] = query.offset + 1
+                body["startIndex"] = start + 1
         body["Resources"] = resources
         if params.cursor is not None and page.rows and len(page.rows) == query.limit:
             body["nextCursor"] = _encode_cursor(page.rows[-1].seq, total)
         return Result(200, body)
 
     # writes ----------------------------------------------------------------------------
+    @asynccontextmanager
+    async def _writing(self, tenant_id: str) -> AsyncIterator[Tx]:
+        """A write transaction; paging positions of the tenant are forgotten once it has committed."""
+        async with self.store.write() as tx:
+            yield tx
+        self.walks.forget_tenant(tenant_id)
+
     async def _notify(self, tx: Tx, tenant: TenantRow, change: Change, context: dict[str, Any]) -> None:
         for listener in self.listeners:
             await listener(tx, tenant, change, context)
@@ -387,7 +442,7 @@ class ScimService:
         row = ResourceRow(id=str(uuid.uuid4()), data=prepared.data, version=1, created=ts, last_modified=ts)
         ctx = context if context is not None else {}
         ctx.setdefault("request_body", body)
-        async with self.store.write() as tx:
+        async with self._writing(tenant.id) as tx:
             flt = correlation(prepared.data) if correlation else None
             if flt:
                 q = self.compile_query(rtype, ListParams(filter=flt, count=1))
@@ -417,7 +472,7 @@ class ScimService:
         excluded: list[str] | None = None,
     ) -> Result:
         ctx = context if context is not None else {}
-        async with self.store.write() as tx:
+        async with self._writing(tenant.id) as tx:
             old = await self._current(tx, tenant.id, rtype, rid, if_match)
             if isinstance(body.get("id"), str) and body["id"] != rid:
                 raise InvalidValueError(f"body id {body['id']!r} does not match the URL's {rid!r}", scim_type="mutability")
@@ -456,7 +511,7 @@ class ScimService:
     ) -> Result:
         operations = patch_operations(body)
         ctx = context if context is not None else {}
-        async with self.store.write() as tx:
+        async with self._writing(tenant.id) as tx:
             old = await self._current(tx, tenant.id, rtype, rid, if_match)
             outcome = apply_patch(old.data, operations, rtype, resource_id=rid)
             delta = MemberDelta()
@@ -530,7 +585,7 @@ class ScimService:
         context: dict[str, Any] | None = None,
     ) -> Result:
         ctx = context if context is not None else {}
-        async with self.store.write() as tx:
+        async with self._writing(tenant.id) as tx:
             old = await self._current(tx, tenant.id, rtype, rid, if_match)
             before = self.document(tenant.id, rtype, old)
             change = Change(tenant.id, rtype.name, rid, "deleted", old.version, None)

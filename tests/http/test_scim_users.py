@@ -218,3 +218,24 @@ async def test_users_unqualified_extension_attribute_resolves_in_filters(scim: S
     assert status == 200 and [r["id"] for r in lst["Resources"]] == [doc["id"]]
     status, lst, _ = await scim.get("/Users", params={"filter": 'department eq "ops"'})
     assert [r["id"] for r in lst["Resources"]] == [doc["id"]]
+
+
+async def test_users_sequential_index_paging_resumes_and_stays_correct_after_writes(scim: ScimClient) -> None:
+    ids = [(await scim.create_user(f"walk{i:02d}"))["id"] for i in range(9)]
+
+    async def walk() -> list[str]:
+        seen: list[str] = []
+        for start in (1, 4, 7):
+            status, body, _ = await scim.get("/Users", params={"startIndex": str(start), "count": "3"})
+            assert status == 200 and body["startIndex"] == start and body["totalResults"] == len(ids)
+            seen += [r["id"] for r in body["Resources"]]
+        return seen
+
+    assert await walk() == ids
+    walks = scim.gateway.service.walks
+    assert walks.get((scim.tenant.id, "User", "", (), 3, 3)) is not None  # page 2 resumed from page 1's end
+    await scim.delete(f"/Users/{ids[1]}")  # a write forgets the positions: OFFSET semantics again
+    assert walks.get((scim.tenant.id, "User", "", (), 3, 3)) is None
+    del ids[1]
+    status, body, _ = await scim.get("/Users", params={"startIndex": "4", "count": "3"})
+    assert [r["id"] for r in body["Resources"]] == ids[3:6] and body["totalResults"] == 8

@@ -489,9 +489,8 @@ def _coerce(leaf: Attribute, op: str, value: Value, where: AttrPath) -> Any:
             raise InvalidFilterError(f"operator '{op}' is not supported for boolean attribute '{where}'")
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise InvalidFilterError(f"'{where}' is boolean: expected true or false")
+        # a quoted "True" is a string (RFC 7644 §3.4.2.2 compValue); IdP plugins unquote their own quirks
+        raise InvalidFilterError(f"'{where}' is boolean: compare it with true or false, unquoted")
     if op in ORDER_OPS and t == "binary":
         raise InvalidFilterError(f"operator '{op}' is not supported for binary attribute '{where}'")
     if op in SUBSTRING_OPS and t not in STRING_TYPES:

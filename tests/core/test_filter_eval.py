@@ -138,8 +138,11 @@ def test_null_comparisons() -> None:
 def test_booleans() -> None:
     assert m("active eq true") and not m("active eq false")
     assert m("active eq false", INTERN)
-    assert m('active eq "True"')  # quoted booleans, as some clients send
-    assert m("roles[primary eq true]") and m('roles[primary eq "true"]')
+    with pytest.raises(InvalidFilterError, match="unquoted"):
+        m('active eq "True"')  # a quoted boolean is a string: strict RFC (plugins normalise their IdP's quirk)
+    assert m("roles[primary eq true]")
+    with pytest.raises(InvalidFilterError):
+        m('roles[primary eq "true"]')
     assert not m("emails[type eq \"home\" and primary eq true]")
     assert m("active ne false")
 

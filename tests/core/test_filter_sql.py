@@ -147,7 +147,7 @@ def test_rfc_examples(db: Any, text: str, expected: set[str]) -> None:
         ('roles[primary eq true]', {"u1"}),
         ('roles[primary eq false]', {"u2"}),
         ('roles[not (primary eq true)]', {"u2"}),
-        ('roles.primary eq "TRUE"', {"u1"}),
+        ('roles.primary eq true', {"u1"}),
         ('emails[type eq "work"].value eq "js@example.org"', {"u2"}),
         ('emails[type eq "home"].value eq "js@example.org"', set()),
         (f'{ENT}:employeeNumber eq "701984"', {"u1"}),

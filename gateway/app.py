@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
+from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable
 
 import structlog
 from aiohttp import web
 
+from gateway.clock import format_time
 from gateway.core.errors import ScimError
 from gateway.core.service import ScimService
 from gateway.http.keys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
@@ -41,11 +44,11 @@ class Gateway:
         self.service.listeners.append(roles.role_listener)
         self.service.listeners.append(activity.provisioning_listener)
         self.bulk_supported = _bulk_available()
-        self._touched: dict[str, str] = {}
+        self._touched: dict[str, float] = {}
 
-    def touch_key(self, key_id: str, when: str) -> None:
+    def touch_key(self, key_id: str) -> None:
         """Remember a key's last use; flushed in batches so a read never waits on a write."""
-        self._touched[key_id] = when
+        self._touched[key_id] = time.time()
 
     async def flush_key_usage(self) -> None:
         if not self._touched:
@@ -53,7 +56,7 @@ class Gateway:
         touched, self._touched = self._touched, {}
         async with self.store.write() as tx:
             for key_id, when in sorted(touched.items()):  # one order in every process: no lock-order deadlock
-                await tx.touch_api_key(key_id, when)
+                await tx.touch_api_key(key_id, format_time(datetime.fromtimestamp(when, timezone.utc)))
 
     async def record_scim_request(self, request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
         if error is None and not tenant.log_successful_events:

@@ -88,16 +88,16 @@ async def create_api_key(store: Store, tenant_id: str, name: str) -> NewKey:
     return NewKey(row, key)
 
 
-async def authenticate(store: Store, tenant_id: str, presented: str) -> ApiKeyRow | None:
-    """The key row when ``presented`` is a live key of ``tenant_id``; None for every other case alike."""
+async def authenticate(store: Store, tenant_id: str, presented: str) -> tuple[ApiKeyRow, TenantRow] | None:
+    """The key and its tenant when ``presented`` is a live key of ``tenant_id``; None for every other case alike."""
     digest = hash_key(presented)
     async with store.read() as r:
-        found = await r.find_api_key(digest)
+        found = await r.find_api_key_tenant(digest)
     if found is None:
         return None
-    row, stored = found
+    row, stored, tenant = found
     if not hmac.compare_digest(stored, digest) or row.revoked is not None:
         return None
     if not hmac.compare_digest(row.tenant_id.encode(), tenant_id.encode()):
         return None
-    return row
+    return row, tenant

@@ -140,6 +140,16 @@ class SqlOps:
         )
         return (_key(r), r[7]) if r else None
 
+    async def find_api_key_tenant(self, key_hash: str) -> tuple[ApiKeyRow, str, TenantRow] | None:
+        """The key, its stored hash and its tenant in one statement (the per-request authentication)."""
+        tcols = ", ".join("t." + c.strip() for c in _TENANT_COLS.split(","))
+        r = await self.conn.fetchrow(
+            "SELECT k.id, k.tenant_id, k.name, k.prefix, k.created, k.last_used, k.revoked, k.key_hash, "
+            f"{tcols} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = ?",
+            (key_hash,),
+        )
+        return (_key(r), r[7], _tenant(tuple(r)[8:])) if r else None
+
     async def list_api_keys(self, tenant_id: str) -> list[ApiKeyRow]:
         rows = await self.conn.fetch(
             "SELECT id, tenant_id, name, prefix, created, last_used, revoked FROM api_keys"

@@ -112,3 +112,13 @@ async def test_edge_one_log_line_per_request_without_secrets(scim: ScimClient) -
     line = lines[0]
     assert line["status"] == 201 and line["tenant"] == scim.tenant.id and line["client"] == "generic"
     assert line["method"] == "POST" and line["path"].endswith("/Users") and line["duration_ms"] >= 0
+
+
+async def test_auth_key_last_used_is_recorded(scim: ScimClient) -> None:
+    async with scim.gateway.store.read() as r:
+        assert [k.last_used for k in await r.list_api_keys(scim.tenant.id)] == [None]
+    assert (await scim.get("/Users"))[0] == 200
+    await scim.gateway.flush_key_usage()  # the background task does this every few seconds
+    async with scim.gateway.store.read() as r:
+        (key,) = await r.list_api_keys(scim.tenant.id)
+    assert key.last_used is not None and key.last_used.endswith("Z") and key.last_used >= key.created

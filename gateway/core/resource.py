@@ -80,8 +80,20 @@ def is_unassigned(value: Any) -> bool:
     return value is None or value is UNASSIGNED or value == [] or value == {}
 
 
+# Errors quote the offending value to help client developers, except where it may be a credential:
+# error bodies and the activity log must never carry a password or a secret.
+_SECRET_WORDS = ("password", "secret", "token", "credential", "apikey", "api_key", "privatekey")
+
+
+def _shown(path: str, value: Any) -> str:
+    leaf = path.rsplit(":", 1)[-1].lower()
+    if any(word in leaf for word in _SECRET_WORDS):
+        return f"{type(value).__name__} (value not shown)"
+    return f"{type(value).__name__} {value!r:.60}"
+
+
 def _fail(path: str, expected: str, value: Any) -> InvalidValueError:
-    return InvalidValueError(f"Attribute '{path}' must be {expected}, got {type(value).__name__} {value!r:.60}")
+    return InvalidValueError(f"Attribute '{path}' must be {expected}, got {_shown(path, value)}")
 
 
 def _check_scalar(attr: Attribute, value: Any, path: str) -> Any:
@@ -94,8 +106,8 @@ def _check_scalar(attr: Attribute, value: Any, path: str) -> Any:
         if isinstance(value, str):
             # RFC 7643 §2.3.2: a boolean is the JSON literal, so "True"/"false" strings are refused.
             raise InvalidValueError(
-                f"Attribute '{path}' must be a JSON boolean (true or false, unquoted), got the string "
-                f"{value!r:.60} (RFC 7643 §2.3.2)"
+                f"Attribute '{path}' must be a JSON boolean (true or false, unquoted), got "
+                f"{_shown(path, value)} (RFC 7643 §2.3.2)"
             )
         if not isinstance(value, bool):
             raise _fail(path, "a JSON boolean (true or false)", value)
@@ -135,11 +147,11 @@ def _complex_shape(attr: Attribute, path: str, value: Any) -> InvalidValueError:
         # RFC 7643 §4.3: the enterprise manager is complex; its id goes in "value".
         return InvalidValueError(
             f"Attribute '{path}' is complex and needs an object {{\"value\": \"<manager id>\"}}, "
-            f"got {type(value).__name__} {value!r:.60} (RFC 7643 §4.3)"
+            f"got {_shown(path, value)} (RFC 7643 §4.3)"
         )
     return InvalidValueError(
         f"Attribute '{path}' is complex and needs a JSON object of its sub-attributes, "
-        f"got {type(value).__name__} {value!r:.60} (RFC 7643 §2.3.8)"
+        f"got {_shown(path, value)} (RFC 7643 §2.3.8)"
     )
 
 

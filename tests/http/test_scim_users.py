@@ -239,3 +239,19 @@ async def test_users_sequential_index_paging_resumes_and_stays_correct_after_wri
     del ids[1]
     status, body, _ = await scim.get("/Users", params={"startIndex": "4", "count": "3"})
     assert [r["id"] for r in body["Resources"]] == ids[3:6] and body["totalResults"] == 8
+
+
+async def test_users_errors_never_quote_a_password(scim: ScimClient) -> None:
+    secret = "Hunter2-Secret-Value"
+    for body in (alice(password={"v": secret}), alice(password=[secret])):
+        status, err, _ = await scim.post("/Users", body)
+        assert status == 400 and err["scimType"] == "invalidValue" and "password" in err["detail"]
+        assert secret not in str(err)
+    doc = await scim.create_user("pw-patch@example.com")
+    status, err, _ = await scim.patch(f"/Users/{doc['id']}", [{"op": "replace", "path": "password", "value": {"x": secret}}])
+    assert status == 400 and secret not in str(err)
+    async with scim.gateway.store.read() as r:
+        events = await r.list_events(scim.tenant.id, type="scim_error")
+    assert events and secret not in str([e.data for e in events])
+    status, err, _ = await scim.patch(f"/Users/{doc['id']}", [{"op": "replace", "path": "title", "value": {"x": "shown"}}])
+    assert status == 400 and "shown" in err["detail"]  # ordinary values are still quoted for the developer

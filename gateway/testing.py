@@ -178,6 +178,15 @@ def make_request(
     )
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for tests that start a real ``scim-gateway serve``."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def load_sample(folder: Path, name: str) -> dict[str, Any]:
     """Load a recorded vendor sample (``samples/<name>.json``) next to a test module."""
     return json.loads((folder / "samples" / f"{name}.json").read_text())  # type: ignore[no-any-return]

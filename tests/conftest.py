@@ -43,16 +43,12 @@ async def store(request: Any, tmp_path: Path) -> AsyncIterator[Store]:
         await s.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
     """A real `scim-gateway serve --demo` process on a free port: yields {'url', 'key'}."""
-    port = _free_port()
+    from gateway.testing import free_port
+
+    port = free_port()
     log_path = tmp_path / "server.log"
     log_file = log_path.open("w")  # a file, not a pipe: an undrained pipe would block the server's logging
     env = {**os.environ, "SCIM_GATEWAY_DATABASE": str(tmp_path / "serve.db"), "SCIM_GATEWAY_LOG_JSON": "true"}

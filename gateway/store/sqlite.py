@@ -30,18 +30,18 @@ class _Conn:
         rows = await self.db.execute_fetchall(sql, params)  # one hop to the connection's thread, not three
         return next(iter(rows), None)
 
+    # DML leaves nothing to fetch, so the cursor is not closed in a second round trip to the
+    # connection's thread; sqlite3 has already reset the statement when execute returns.
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            async with self.db.execute(sql, params) as cur:
-                return cur.rowcount
+            return (await self.db.execute(sql, params)).rowcount
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 raise StoreConflict(_conflict_detail(str(exc))) from None
             raise
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        async with self.db.executemany(sql, rows) as cur:
-            return cur.rowcount
+        return (await self.db.executemany(sql, rows)).rowcount
 
 
 class _SyncConn:

@@ -247,12 +247,16 @@ class SqlOps:
                 [(dumps(roles), tenant_id, uid) for uid, roles in roles_by_user.items()],
             )
 
-    async def delete_user(self, tenant_id: str, user_id: str) -> bool:
-        # The row goes first: on PostgreSQL this waits for any writer that locked the user as a new member
-        # (existing_ids' KEY SHARE), so the membership delete below also sees that writer's rows.
-        deleted = await self.conn.execute("DELETE FROM users WHERE tenant_id = ? AND id = ?", (tenant_id, user_id)) > 0
-        await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?", (tenant_id, user_id))
+    async def _delete_resource(self, table: str, tenant_id: str, rid: str) -> bool:
+        # The row goes first: on PostgreSQL this waits for any writer that locked it as a new member
+        # (existing_ids' KEY SHARE), so the membership delete below also sees that writer's rows. A
+        # group's own memberships go with it by ON DELETE CASCADE.
+        deleted = await self.conn.execute(f"DELETE FROM {table} WHERE tenant_id = ? AND id = ?", (tenant_id, rid)) > 0
+        await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?", (tenant_id, rid))
         return deleted
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> bool:
+        return await self._delete_resource("users", tenant_id, user_id)
 
     async def query_users(self, tenant_id: str, query: Query) -> Page:
         return await self._query("users", _USER_COLS, _user, tenant_id, query)
@@ -308,10 +312,7 @@ class SqlOps:
         return int(r[0]) if r else None
 
     async def delete_group(self, tenant_id: str, group_id: str) -> bool:
-        # as delete_user: the row first (its own memberships cascade), then its memberships in other groups
-        deleted = await self.conn.execute("DELETE FROM groups WHERE tenant_id = ? AND id = ?", (tenant_id, group_id)) > 0
-        await self.conn.execute("DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?", (tenant_id, group_id))
-        return deleted
+        return await self._delete_resource("groups", tenant_id, group_id)
 
     async def query_groups(self, tenant_id: str, query: Query) -> Page:
         return await self._query("groups", _GROUP_COLS, _group, tenant_id, query)

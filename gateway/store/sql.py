@@ -181,54 +181,28 @@ class SqlOps:
         )
         return _user(r) if r else None
 
-    async def insert_user(self, tenant_id: str, row: ResourceRow) -> None:
-        c = user_columns(row.data)
+    # The indexed columns are whatever rows.user_columns/group_columns derive; the SQL is built from them,
+    # so adding one there is the only change a new indexed column needs here.
+    async def _insert(self, table: str, tenant_id: str, row: ResourceRow, cols: dict[str, Any], extra: dict[str, Any]) -> None:
+        values = {"tenant_id": tenant_id, "id": row.id, **cols, **extra, "data": dumps(row.data),
+                  "version": row.version, "created": row.created, "last_modified": row.last_modified}
+        marks = ", ".join("?" * len(values))
+        await self.conn.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})", tuple(values.values()))
+
+    async def _update(self, table: str, tenant_id: str, row: ResourceRow, cols: dict[str, Any], extra: dict[str, Any]) -> None:
+        values = {**cols, **extra, "data": dumps(row.data), "version": row.version, "last_modified": row.last_modified}
+        sets = ", ".join(f"{k} = ?" for k in values)
         await self.conn.execute(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, display_name, display_name_ci,"
-            " active, email_ci, roles, provisioned_by, data, version, created, last_modified)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                tenant_id,
-                row.id,
-                c["user_name"],
-                c["user_name_ci"],
-                c["external_id"],
-                c["display_name"],
-                c["display_name_ci"],
-                c["active"],
-                c["email_ci"],
-                dumps(row.roles),
-                row.provisioned_by,
-                dumps(row.data),
-                row.version,
-                row.created,
-                row.last_modified,
-            ),
+            f"UPDATE {table} SET {sets} WHERE tenant_id = ? AND id = ?", (*values.values(), tenant_id, row.id)
         )
+
+    async def insert_user(self, tenant_id: str, row: ResourceRow) -> None:
+        extra = {"roles": dumps(row.roles), "provisioned_by": row.provisioned_by}
+        await self._insert("users", tenant_id, row, user_columns(row.data), extra)
         await self._write_emails(tenant_id, row.id, row.data)
 
     async def update_user(self, tenant_id: str, row: ResourceRow) -> None:
-        c = user_columns(row.data)
-        await self.conn.execute(
-            "UPDATE users SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, display_name_ci = ?,"
-            " active = ?,"
-            " email_ci = ?, roles = ?, data = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ?",
-            (
-                c["user_name"],
-                c["user_name_ci"],
-                c["external_id"],
-                c["display_name"],
-                c["display_name_ci"],
-                c["active"],
-                c["email_ci"],
-                dumps(row.roles),
-                dumps(row.data),
-                row.version,
-                row.last_modified,
-                tenant_id,
-                row.id,
-            ),
-        )
+        await self._update("users", tenant_id, row, user_columns(row.data), {"roles": dumps(row.roles)})
         await self.conn.execute("DELETE FROM user_emails WHERE tenant_id = ? AND user_id = ?", (tenant_id, row.id))
         await self._write_emails(tenant_id, row.id, row.data)
 
@@ -269,39 +243,10 @@ class SqlOps:
         return _group(r) if r else None
 
     async def insert_group(self, tenant_id: str, row: ResourceRow) -> None:
-        c = group_columns(row.data)
-        await self.conn.execute(
-            "INSERT INTO groups (tenant_id, id, display_name, display_name_ci, external_id, data, version, created,"
-            " last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                tenant_id,
-                row.id,
-                c["display_name"],
-                c["display_name_ci"],
-                c["external_id"],
-                dumps(row.data),
-                row.version,
-                row.created,
-                row.last_modified,
-            ),
-        )
+        await self._insert("groups", tenant_id, row, group_columns(row.data), {})
 
     async def update_group(self, tenant_id: str, row: ResourceRow) -> None:
-        c = group_columns(row.data)
-        await self.conn.execute(
-            "UPDATE groups SET display_name = ?, display_name_ci = ?, external_id = ?, data = ?, version = ?,"
-            " last_modified = ? WHERE tenant_id = ? AND id = ?",
-            (
-                c["display_name"],
-                c["display_name_ci"],
-                c["external_id"],
-                dumps(row.data),
-                row.version,
-                row.last_modified,
-                tenant_id,
-                row.id,
-            ),
-        )
+        await self._update("groups", tenant_id, row, group_columns(row.data), {})
 
     async def touch_group(self, tenant_id: str, group_id: str, when: str) -> int | None:
         """Bump a group's version without reading it (member-only PATCH); returns the new version."""

@@ -59,8 +59,6 @@ class Gateway:
                 await tx.touch_api_key(key_id, format_time(datetime.fromtimestamp(when, timezone.utc)))
 
     async def record_scim_request(self, request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
-        if error is None and not tenant.log_successful_events:
-            return
         sreq = request.get(scim_request_key)
         outcome = request.get(outcome_key)
         try:

@@ -103,8 +103,7 @@ async def record_request(
         kind = ERROR
     else:
         kind = READ
-    if tenant.log_successful_events or error is not None:
-        data["request"] = redact(request_body)
+    data["request"] = redact(request_body)  # an error always carries its request; a read only when debugging
     if tenant.log_successful_events:
         data["response"] = redact(response_body)
     async with store.write() as tx:

@@ -133,13 +133,6 @@ class SqlOps:
             (row.id, row.tenant_id, row.name, key_hash, row.prefix, row.created),
         )
 
-    async def find_api_key(self, key_hash: str) -> tuple[ApiKeyRow, str] | None:
-        r = await self.conn.fetchrow(
-            "SELECT id, tenant_id, name, prefix, created, last_used, revoked, key_hash FROM api_keys WHERE key_hash = ?",
-            (key_hash,),
-        )
-        return (_key(r), r[7]) if r else None
-
     async def find_api_key_tenant(self, key_hash: str) -> tuple[ApiKeyRow, str, TenantRow] | None:
         """The key, its stored hash and its tenant in one statement (the per-request authentication)."""
         tcols = ", ".join("t." + c.strip() for c in _TENANT_COLS.split(","))

@@ -46,7 +46,7 @@ async def test_store_api_key_hashed_and_revocable(store: Store) -> None:
     new = await create_api_key(store, t.id, "Okta SCIM")
     assert new.key.startswith("scimgw_") and len(new.key) >= 7 + 43
     async with store.read() as r:
-        found = await r.find_api_key(hash_key(new.key))
+        found = await r.find_api_key_tenant(hash_key(new.key))
     assert found is not None and found[1] == hash_key(new.key) and new.key not in str(found)
     assert await authenticate(store, t.id, new.key) is not None
     assert await authenticate(store, t.id, new.key + "x") is None

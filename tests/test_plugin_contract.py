@@ -225,11 +225,6 @@ def test_core_and_store_import_neither_aiohttp_nor_pluggy(module: str) -> None:
 
 _IDP = re.compile(r"okta|entra|azure|google|microsoft|\baad", re.IGNORECASE)
 # Modules that hard-code the built-in IdP names; each must validate against the loaded plugins instead.
-_NAMES_IDPS = (
-    "the tenant `idp` setting is validated against a hard-coded ('auto', 'okta', 'entra', 'generic') "
-    "instead of 'auto' + PluginHost.idp_plugins(), so an entry-point IdP plugin (the google example) "
-    "cannot be a tenant's IdP"
-)
 KNOWN_IDP_NAMING: dict[str, str] = {}
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.clock import format_time
 from gateway.core.errors import ScimError
 from gateway.core.service import ScimService
-from gateway.http.keys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
+from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
 from gateway.identity import activity, roles

@@ -1,6 +1,6 @@
 """The ``scim-gateway`` command: serve, tenants, keys, scim toggle, users, roles, sso, activity, migrate.
 
-Every admin API action has a command here, backed by the same :mod:`gateway.identity.admin` code and
+Every admin API action has a command here, backed by the same :mod:`gateway.identity.management` code and
 the same validation; ``--json`` prints what the admin API would answer.
 """
 
@@ -56,7 +56,7 @@ def _json_arg(args: argparse.Namespace, raw: str | None, name: str) -> Any:
     """A JSON option value, or ``@path`` to read it from a file."""
     if raw is None:
         return None
-    from gateway.identity.admin import AdminError
+    from gateway.identity.management import AdminError
 
     try:
         text = open(raw[1:], encoding="utf-8").read() if raw.startswith("@") else raw
@@ -83,7 +83,7 @@ def _tenant_text(t: dict[str, Any]) -> str:
 
 
 async def _tenants_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     try:
         raw: dict[str, Any] = {"name": args.name, "idp": args.idp, "scim_enabled": args.scim == "on"}
@@ -92,8 +92,8 @@ async def _tenants_create(args: argparse.Namespace, settings: Settings, store: S
         mapping = _json_arg(args, args.role_mapping, "--role-mapping")
         if mapping is not None:
             raw["role_mapping"] = mapping
-        t = await admin.create_tenant(store, admin.parse(admin.TenantCreate, raw), settings.scim_url)
-    except admin.AdminError as exc:
+        t = await management.create_tenant(store, management.parse(management.TenantCreate, raw), settings.scim_url)
+    except management.AdminError as exc:
         return _admin_fail(args, exc)
     _print(args, t, f"created tenant {t['id']} ({t['name']}), idp={t['idp']}, scim={'on' if t['scim_enabled'] else 'off'}\n"
                     f"SCIM endpoint: {t['scim_url']}")
@@ -101,18 +101,18 @@ async def _tenants_create(args: argparse.Namespace, settings: Settings, store: S
 
 
 async def _tenants_show(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     try:
-        t = await admin.get_tenant(store, args.tenant_id, settings.scim_url)
-    except admin.AdminError as exc:
+        t = await management.get_tenant(store, args.tenant_id, settings.scim_url)
+    except management.AdminError as exc:
         return _admin_fail(args, exc)
     _print(args, t, _tenant_text(t))
     return 0
 
 
 async def _tenants_update(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     try:
         raw: dict[str, Any] = {}
@@ -124,15 +124,15 @@ async def _tenants_update(args: argparse.Namespace, settings: Settings, store: S
         if mapping is not None:
             raw["role_mapping"] = mapping
         if args.retention_max_age_days is not None or args.retention_max_events is not None:
-            current = (await admin.get_tenant(store, args.tenant_id, settings.scim_url))["activity_retention"]
+            current = (await management.get_tenant(store, args.tenant_id, settings.scim_url))["activity_retention"]
             for key, value in (("max_age_days", args.retention_max_age_days), ("max_events", args.retention_max_events)):
                 if value is not None:
                     current[key] = value or None  # 0 = back to the gateway default
             raw["activity_retention"] = current
         if not raw:
-            raise admin.AdminError(400, "validation_error", "nothing to update: give at least one option")
-        t = await admin.update_tenant(store, args.tenant_id, admin.parse(admin.TenantUpdate, raw), settings.scim_url)
-    except admin.AdminError as exc:
+            raise management.AdminError(400, "validation_error", "nothing to update: give at least one option")
+        t = await management.update_tenant(store, args.tenant_id, management.parse(management.TenantUpdate, raw), settings.scim_url)
+    except management.AdminError as exc:
         return _admin_fail(args, exc)
     _print(args, t, _tenant_text(t))
     return 0
@@ -193,13 +193,13 @@ async def _keys_revoke(args: argparse.Namespace, settings: Settings, store: Stor
 
 # scim toggle and activity --------------------------------------------------------------------
 async def _scim_toggle(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     enabled = args.action == "enable"
     try:
         # Through the admin service, so turning SCIM on re-derives roles exactly as the admin API does.
-        await admin.update_tenant(store, args.tenant_id, admin.TenantUpdate(scim_enabled=enabled), settings.scim_url)
-    except admin.AdminError as exc:
+        await management.update_tenant(store, args.tenant_id, management.TenantUpdate(scim_enabled=enabled), settings.scim_url)
+    except management.AdminError as exc:
         if exc.status == 404:
             return _fail(f"no tenant {args.tenant_id}")
         return _admin_fail(args, exc)
@@ -209,12 +209,12 @@ async def _scim_toggle(args: argparse.Namespace, settings: Settings, store: Stor
 
 
 async def _activity(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     try:
-        page = await admin.list_activity(store, args.tenant_id, type=args.type, limit=admin.page_limit(args.limit),
+        page = await management.list_activity(store, args.tenant_id, type=args.type, limit=management.page_limit(args.limit),
                                          cursor=args.cursor)
-    except admin.AdminError as exc:
+    except management.AdminError as exc:
         if exc.status == 404:
             return _fail(f"no tenant {args.tenant_id}")
         return _admin_fail(args, exc)
@@ -228,11 +228,11 @@ async def _activity(args: argparse.Namespace, settings: Settings, store: Store) 
 
 
 async def _users_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     try:
-        page = await admin.list_users(store, args.tenant_id, limit=admin.page_limit(args.limit), cursor=args.cursor)
-    except admin.AdminError as exc:
+        page = await management.list_users(store, args.tenant_id, limit=management.page_limit(args.limit), cursor=args.cursor)
+    except management.AdminError as exc:
         return _admin_fail(args, exc)
     lines = [
         f"{u['id']}\t{u['userName']}\t{u['email'] or '-'}\t{'active' if u['active'] else 'inactive'}\t"
@@ -246,18 +246,18 @@ async def _users_list(args: argparse.Namespace, settings: Settings, store: Store
 
 
 async def _roles_set(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     try:
-        user = await admin.set_roles(store, args.tenant_id, args.user_id, admin.parse(admin.RolesUpdate, {"roles": args.roles}))
-    except admin.AdminError as exc:
+        user = await management.set_roles(store, args.tenant_id, args.user_id, management.parse(management.RolesUpdate, {"roles": args.roles}))
+    except management.AdminError as exc:
         return _admin_fail(args, exc)
     _print(args, user, f"{user['userName']}: roles={','.join(user['roles']) or '-'}")
     return 0
 
 
 async def _sso_sign_in(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import admin, sso
+    from gateway.identity import management, sso
 
     try:
         raw: dict[str, Any] = {"userName": args.user_name, "groups": args.group or []}
@@ -267,8 +267,8 @@ async def _sso_sign_in(args: argparse.Namespace, settings: Settings, store: Stor
         attributes = _json_arg(args, args.attributes, "--attributes")
         if attributes is not None:
             raw["attributes"] = attributes
-        decision = await sso.sign_in(store, args.tenant_id, admin.parse(sso.SignInRequest, raw))
-    except admin.AdminError as exc:
+        decision = await sso.sign_in(store, args.tenant_id, management.parse(sso.SignInRequest, raw))
+    except management.AdminError as exc:
         return _admin_fail(args, exc)
     b = decision.body
     text = (f"allow{' (JIT-created)' if b['jit_created'] else ''}: roles={','.join(b['roles']) or '-'} "

@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway import hookspecs
 from gateway.app import create_app
-from gateway.http.keys import gateway_key
+from gateway.http.appkeys import gateway_key
 from gateway.identity.tenants import create_api_key, create_tenant
 from gateway.settings import Settings
 from gateway.store.base import TenantRow

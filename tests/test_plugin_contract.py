@@ -284,14 +284,14 @@ async def test_example_plugin_loads_through_entry_point(scim: ScimClient) -> Non
 
 @needs_google
 async def test_example_plugin_can_be_a_tenants_idp(scim: ScimClient) -> None:
-    from gateway.identity import admin
+    from gateway.identity import management
 
     idps = scim.gateway.plugins.idp_plugins()
-    made = await admin.create_tenant(scim.gateway.store, admin.TenantCreate(name="Google tenant", idp="google",
+    made = await management.create_tenant(scim.gateway.store, management.TenantCreate(name="Google tenant", idp="google",
                                                                             scim_enabled=True),
                                      scim.gateway.settings.scim_url, idps=idps)
     assert made["idp"] == "google"
-    with pytest.raises(admin.AdminError) as err:
-        await admin.create_tenant(scim.gateway.store, admin.TenantCreate(name="Typo", idp="gogle"),
+    with pytest.raises(management.AdminError) as err:
+        await management.create_tenant(scim.gateway.store, management.TenantCreate(name="Typo", idp="gogle"),
                                   scim.gateway.settings.scim_url, idps=idps)
     assert err.value.status == 400 and "gogle" in err.value.detail and "google" in err.value.detail

@@ -1,4 +1,4 @@
-"""The admin API under ``/api/v1``: thin handlers over :mod:`gateway.identity.admin` and :mod:`gateway.identity.sso`.
+"""The admin API under ``/api/v1``: thin handlers over :mod:`gateway.identity.management` and :mod:`gateway.identity.sso`.
 
 Every route needs ``Authorization: Bearer <admin token>`` (``SCIM_GATEWAY_ADMIN_TOKEN``), compared
 in constant time; with no token configured every request is refused, so a gateway started without
@@ -25,8 +25,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from gateway.core.errors import ScimError
-from gateway.http.keys import gateway_key
-from gateway.identity import admin, sso
+from gateway.http.appkeys import gateway_key
+from gateway.identity import management, sso
 
 PREFIX = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -36,7 +36,7 @@ class AdminApiError(ScimError):
     """An admin API failure; the middleware renders ``scim_type`` as the ``error`` code."""
 
 
-def _error(exc: admin.AdminError) -> AdminApiError:
+def _error(exc: management.AdminError) -> AdminApiError:
     return AdminApiError(exc.detail, status=exc.status, scim_type=exc.code)
 
 
@@ -57,7 +57,7 @@ def _route(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
         _authorize(request)
         try:
             out = await fn(request)
-        except admin.AdminError as exc:
+        except management.AdminError as exc:
             raise _error(exc) from None
         if isinstance(out, web.StreamResponse):
             return out
@@ -70,10 +70,10 @@ def _route(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
 async def _body(request: web.Request, model: type[Any], *, read_only_check: bool = False) -> Any:
     raw = await request.read()
     if not raw.strip():
-        raise admin.AdminError(400, "invalid_json", "a JSON object body is required")
+        raise management.AdminError(400, "invalid_json", "a JSON object body is required")
     if read_only_check:
-        admin.reject_read_only(raw)
-    return admin.parse(model, raw)
+        management.reject_read_only(raw)
+    return management.parse(model, raw)
 
 
 def _scim_url(request: web.Request) -> Callable[[str], str]:
@@ -90,59 +90,59 @@ def _store(request: web.Request) -> Any:
 
 # tenants ---------------------------------------------------------------------------------------
 async def list_tenants(request: web.Request) -> Any:
-    return {"tenants": await admin.list_tenants(_store(request), _scim_url(request))}
+    return {"tenants": await management.list_tenants(_store(request), _scim_url(request))}
 
 
 async def create_tenant(request: web.Request) -> Any:
-    body = await _body(request, admin.TenantCreate, read_only_check=True)
-    return web.json_response(await admin.create_tenant(_store(request), body, _scim_url(request), idps=_idps(request)), status=201)
+    body = await _body(request, management.TenantCreate, read_only_check=True)
+    return web.json_response(await management.create_tenant(_store(request), body, _scim_url(request), idps=_idps(request)), status=201)
 
 
 async def get_tenant(request: web.Request) -> Any:
-    return await admin.get_tenant(_store(request), request.match_info["tenant_id"], _scim_url(request))
+    return await management.get_tenant(_store(request), request.match_info["tenant_id"], _scim_url(request))
 
 
 async def update_tenant(request: web.Request) -> Any:
-    body = await _body(request, admin.TenantUpdate, read_only_check=True)
-    return await admin.update_tenant(
+    body = await _body(request, management.TenantUpdate, read_only_check=True)
+    return await management.update_tenant(
         _store(request), request.match_info["tenant_id"], body, _scim_url(request), idps=_idps(request)
     )
 
 
 # api keys --------------------------------------------------------------------------------------
 async def list_keys(request: web.Request) -> Any:
-    return {"api_keys": await admin.list_keys(_store(request), request.match_info["tenant_id"])}
+    return {"api_keys": await management.list_keys(_store(request), request.match_info["tenant_id"])}
 
 
 async def create_key(request: web.Request) -> Any:
-    body = await _body(request, admin.ApiKeyCreate)
-    created = await admin.create_key(_store(request), request.match_info["tenant_id"], body)
+    body = await _body(request, management.ApiKeyCreate)
+    created = await management.create_key(_store(request), request.match_info["tenant_id"], body)
     # The key is in this one response: keep it out of every cache between here and the caller.
     return web.json_response(created, status=201, headers={"Cache-Control": "no-store"})
 
 
 async def revoke_key(request: web.Request) -> Any:
-    await admin.revoke_key(_store(request), request.match_info["tenant_id"], request.match_info["key_id"])
+    await management.revoke_key(_store(request), request.match_info["tenant_id"], request.match_info["key_id"])
     return web.Response(status=204)
 
 
 # users -----------------------------------------------------------------------------------------
 async def list_users(request: web.Request) -> Any:
     q = request.query
-    return await admin.list_users(_store(request), request.match_info["tenant_id"], limit=admin.page_limit(q.get("limit")),
+    return await management.list_users(_store(request), request.match_info["tenant_id"], limit=management.page_limit(q.get("limit")),
                                   cursor=q.get("cursor") or None)
 
 
 async def set_roles(request: web.Request) -> Any:
-    body = await _body(request, admin.RolesUpdate)
-    return await admin.set_roles(_store(request), request.match_info["tenant_id"], request.match_info["user_id"], body)
+    body = await _body(request, management.RolesUpdate)
+    return await management.set_roles(_store(request), request.match_info["tenant_id"], request.match_info["user_id"], body)
 
 
 # activity and sign-in ----------------------------------------------------------------------------
 async def list_activity(request: web.Request) -> Any:
     q = request.query
-    return await admin.list_activity(_store(request), request.match_info["tenant_id"], type=q.get("type") or None,
-                                     limit=admin.page_limit(q.get("limit")), cursor=q.get("cursor") or None)
+    return await management.list_activity(_store(request), request.match_info["tenant_id"], type=q.get("type") or None,
+                                     limit=management.page_limit(q.get("limit")), cursor=q.get("cursor") or None)
 
 
 async def sign_in(request: web.Request) -> Any:

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway.core.errors import ScimError
-from gateway.http.keys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
 from gateway.http.scim import scim_response
 from gateway.pipeline import ShapedError
 

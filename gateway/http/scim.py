@@ -17,7 +17,7 @@ from gateway.core.errors import (
     ScimError,
     UnauthorizedError,
 )
-from gateway.http.keys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
 from gateway.identity.tenants import authenticate
 from gateway.types import ScimRequest
 

@@ -32,7 +32,7 @@ from gateway.core.errors import ScimError
 from gateway.core.resource import prepare_write
 from gateway.core.schema import USER_SCHEMA, user_type
 from gateway.identity import roles
-from gateway.identity.admin import AdminError, StrictModel, require_tenant, user_view
+from gateway.identity.management import AdminError, StrictModel, require_tenant, user_view
 from gateway.store.base import ResourceRow, Store, StoreConflict, TenantRow
 
 REJECT_NOT_PROVISIONED = "scim_required_user_not_provisioned"

@@ -4,7 +4,7 @@ SCIM_GATEWAY_TEST_POSTGRES is set), so the role queries' shared SQL is proven on
 from __future__ import annotations
 
 from gateway.clock import now
-from gateway.identity import admin, roles, sso
+from gateway.identity import management, roles, sso
 from gateway.identity.tenants import create_tenant
 from gateway.store.base import Member, ResourceRow, Store
 
@@ -56,8 +56,8 @@ async def test_roles_store_mapping_change_through_admin_and_sso(store: Store) ->
     async with store.write() as tx:
         await tx.insert_user(t.id, _user("u1", data={"userName": "u1@example.com", "roles": [{"value": "Admin"}]}))
     url = lambda tid: f"https://x/scim/v2/{tid}"  # noqa: E731
-    body = admin.TenantUpdate(role_mapping=roles.RoleMapping(source="idp_attribute"), scim_enabled=True)
-    view = await admin.update_tenant(store, t.id, body, url)
+    body = management.TenantUpdate(role_mapping=roles.RoleMapping(source="idp_attribute"), scim_enabled=True)
+    view = await management.update_tenant(store, t.id, body, url)
     assert view["scim_enabled"] is True
     async with store.read() as r:
         assert await r.get_user_roles(t.id, ["u1"]) == {"u1": ["Admin"]}

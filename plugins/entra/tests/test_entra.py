@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-import plugins.entra as entra_plugin
+import scim_gateway_entra as entra_plugin
 from gateway.testing import ScimClient, load_sample, make_request, run_hook
 
 HERE = Path(__file__).parent

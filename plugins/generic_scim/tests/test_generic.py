@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import plugins.generic_scim as generic_plugin
+import scim_gateway_generic as generic_plugin
 from gateway.testing import USER_SCHEMA, ScimClient, make_request, run_hook
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pytest
 
-import plugins.okta as okta_plugin
+import scim_gateway_okta as okta_plugin
 from gateway.testing import ScimClient, load_sample, make_request, run_hook
 
 HERE = Path(__file__).parent

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.core import discovery
 from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
 from gateway.core.schema import SEARCH_REQUEST_SCHEMA, ResourceType
-from gateway.core.service import Result, list_params
+from gateway.core.paging import list_params
+from gateway.core.service import Result
 from gateway.types import Client, ScimRequest
 
 if TYPE_CHECKING:

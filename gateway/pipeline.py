@@ -16,6 +16,7 @@ from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
 from gateway.core.schema import SEARCH_REQUEST_SCHEMA, ResourceType
 from gateway.core.paging import list_params
 from gateway.core.service import Result
+from gateway.store.base import TenantRow
 from gateway.types import Client, ScimRequest
 
 if TYPE_CHECKING:
@@ -81,13 +82,14 @@ def identify(gw: "Gateway", request: ScimRequest) -> Client:
     return Client(name or GENERIC)
 
 
-async def handle(gw: "Gateway", request: ScimRequest) -> Outcome:
-    """Run one SCIM request through the hooks and the core. ScimErrors propagate to the HTTP layer."""
+async def handle(gw: "Gateway", request: ScimRequest, tenant: TenantRow) -> Outcome:
+    """Run one SCIM request for ``tenant`` (the stored row behind ``request.tenant``) through the hooks
+    and the core. ScimErrors propagate to the HTTP layer."""
     client = identify(gw, request)
     request.stash["client"] = client.name
     hooks = gw.plugins.hooks_for(client.name)
     try:
-        result = await _dispatch(gw, hooks, client, request)
+        result = await _dispatch(gw, hooks, client, request, tenant)
     except ScimError as exc:
         body = exc.to_body()
         hooks.scim_shape_response(client=client, request=request, status=exc.status, body=body)
@@ -127,12 +129,11 @@ def _body_object(request: ScimRequest) -> dict[str, Any]:
     return request.body
 
 
-async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequest) -> Result:
+async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequest, tenant: TenantRow) -> Result:
     r = route(gw, request.path)
     method = request.method.upper()
     if method not in _ALLOWED[r.kind]:
         raise ScimError(f"{method} is not allowed on {request.path}", status=405)
-    tenant = request.tenant
     svc = gw.service
     if request.query:
         hooks.scim_normalize_query(client=client, request=request, query=request.query)
@@ -147,7 +148,7 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
         async def run_one(sub: ScimRequest) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
             # each Bulk operation goes through this same pipeline, hooks included
             try:
-                out = await handle(gw, sub)
+                out = await handle(gw, sub, tenant)
             except _Shaped as shaped:
                 return shaped.error.status, shaped.body, {}
             return out.status, out.body, out.headers
@@ -205,7 +206,7 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
     )
 
 
-async def _search_all(gw: "Gateway", tenant: Any, params: Any) -> Result:
+async def _search_all(gw: "Gateway", tenant: TenantRow, params: Any) -> Result:
     """Root-level ``/.search`` (RFC 7644 §3.4.3): the same query over every resource type, concatenated."""
     svc = gw.service
     resources: list[dict[str, Any]] = []

@@ -164,8 +164,7 @@ def make_request(
 ) -> ScimRequest:
     """A synthetic :class:`ScimRequest`, for hook unit tests."""
     parts = [p for p in path.split("?")[0].split("/") if p]
-    tenant = Tenant(id="test-tenant", name="Test", idp=idp, scim_enabled=True, log_successful_events=False,
-                    role_mapping={"source": "portal"}, settings={}, created="2026-01-01T00:00:00.000000Z")
+    tenant = Tenant(id="test-tenant", name="Test", idp=idp, scim_enabled=True)
     return ScimRequest(
         method=method,
         path=path,

@@ -18,7 +18,8 @@ from gateway.core.errors import (
     UnauthorizedError,
 )
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
-from gateway.identity.tenants import authenticate
+from gateway.identity.tenants import authenticate, plugin_tenant
+from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
 
 SCIM_CONTENT_TYPE = "application/scim+json"
@@ -46,7 +47,7 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def _tenant_for(request: web.Request) -> Any:
+async def _tenant_for(request: web.Request) -> TenantRow:
     """Authenticate the tenant's API key; every failure is the same 401 so nothing leaks."""
     gw = request.app[gateway_key]
     tenant_id = request.match_info["tenant_id"]
@@ -100,11 +101,11 @@ async def scim_handler(request: web.Request) -> web.StreamResponse:
         query=dict(request.query),
         headers={k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"},
         body=body,
-        tenant=tenant,
+        tenant=plugin_tenant(tenant),
         request_id=request[request_id_key],
     )
     request[scim_request_key] = sreq
-    outcome = await pipeline.handle(gw, sreq)
+    outcome = await pipeline.handle(gw, sreq, tenant)
     request[client_key] = outcome.client
     request[outcome_key] = outcome
     return scim_response(outcome.status, outcome.body, outcome.headers)

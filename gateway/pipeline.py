@@ -9,18 +9,16 @@ import dataclasses
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.core import discovery
 from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
 from gateway.core.schema import SEARCH_REQUEST_SCHEMA, ResourceType
 from gateway.core.paging import list_params
 from gateway.core.service import Result
+from gateway.runtime import Gateway
 from gateway.store.base import TenantRow
 from gateway.types import Client, ScimRequest
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger("scim_gateway.pipeline")
 GENERIC = "generic"
@@ -50,7 +48,7 @@ class Outcome:
     client: str = GENERIC
 
 
-def route(gw: "Gateway", path: str) -> Route:
+def route(gw: Gateway, path: str) -> Route:
     """Map a tenant-relative path to what it addresses (endpoint names are matched case-insensitively)."""
     parts = [p for p in path.split("/") if p]
     types = gw.service.endpoints
@@ -74,7 +72,7 @@ def route(gw: "Gateway", path: str) -> Route:
     raise NotFoundError(f"no SCIM endpoint at {path}")
 
 
-def identify(gw: "Gateway", request: ScimRequest) -> Client:
+def identify(gw: Gateway, request: ScimRequest) -> Client:
     idp = request.tenant.idp
     if idp and idp != "auto":
         return Client(idp)
@@ -82,7 +80,7 @@ def identify(gw: "Gateway", request: ScimRequest) -> Client:
     return Client(name or GENERIC)
 
 
-async def handle(gw: "Gateway", request: ScimRequest, tenant: TenantRow) -> Outcome:
+async def handle(gw: Gateway, request: ScimRequest, tenant: TenantRow) -> Outcome:
     """Run one SCIM request for ``tenant`` (the stored row behind ``request.tenant``) through the hooks
     and the core. ScimErrors propagate to the HTTP layer."""
     client = identify(gw, request)
@@ -113,7 +111,7 @@ class _Shaped(Exception):
 ShapedError = _Shaped
 
 
-async def _notify(gw: "Gateway", hooks: Any, client: Client, change: Any) -> None:
+async def _notify(gw: Gateway, hooks: Any, client: Client, change: Any) -> None:
     for impl in hooks.scim_resource_changed.get_hookimpls():
         try:
             out = impl.function(client=client, change=change)
@@ -129,7 +127,7 @@ def _body_object(request: ScimRequest) -> dict[str, Any]:
     return request.body
 
 
-async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequest, tenant: TenantRow) -> Result:
+async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimRequest, tenant: TenantRow) -> Result:
     r = route(gw, request.path)
     method = request.method.upper()
     if method not in _ALLOWED[r.kind]:
@@ -206,7 +204,7 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
     )
 
 
-async def _search_all(gw: "Gateway", tenant: TenantRow, params: Any) -> Result:
+async def _search_all(gw: Gateway, tenant: TenantRow, params: Any) -> Result:
     """Root-level ``/.search`` (RFC 7644 §3.4.3): the same query over every resource type, concatenated."""
     svc = gw.service
     resources: list[dict[str, Any]] = []
@@ -231,7 +229,7 @@ async def _search_all(gw: "Gateway", tenant: TenantRow, params: Any) -> Result:
     })
 
 
-def _discovery(gw: "Gateway", r: Route, base: str) -> Result:
+def _discovery(gw: Gateway, r: Route, base: str) -> Result:
     s = gw.settings
     if r.discovery == "serviceproviderconfig":
         if r.key:

@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.core import discovery
+from gateway.core import discovery, routes
 from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
-from gateway.core.schema import SEARCH_REQUEST_SCHEMA, ResourceType
+from gateway.core.routes import Route
+from gateway.core.schema import SEARCH_REQUEST_SCHEMA
 from gateway.core.paging import list_params
 from gateway.core.service import Result
 from gateway.runtime import Gateway
@@ -22,54 +23,12 @@ from gateway.types import Client, ScimRequest
 
 log = logging.getLogger("scim_gateway.pipeline")
 GENERIC = "generic"
-_ALLOWED = {
-    "collection": {"GET", "POST"},
-    "item": {"GET", "PUT", "PATCH", "DELETE"},
-    "search": {"POST"},
-    "bulk": {"POST"},
-    "discovery": {"GET"},
-}
-
-
-@dataclass(slots=True)
-class Route:
-    kind: str  # collection | item | search | bulk | discovery
-    rtype: ResourceType | None = None
-    resource_id: str | None = None
-    discovery: str | None = None
-    key: str | None = None
-
-
 @dataclass(slots=True)
 class Outcome:
     status: int
     body: dict[str, Any] | None
     headers: dict[str, str] = field(default_factory=dict)
     client: str = GENERIC
-
-
-def route(gw: Gateway, path: str) -> Route:
-    """Map a tenant-relative path to what it addresses (endpoint names are matched case-insensitively)."""
-    parts = [p for p in path.split("/") if p]
-    types = gw.service.endpoints
-    if not parts:
-        raise NotFoundError("no SCIM endpoint at the tenant root; try /Users or /Groups")
-    head = parts[0].lower()
-    if head == ".search" and len(parts) == 1:
-        return Route("search")
-    if head == "bulk" and len(parts) == 1:
-        return Route("bulk")
-    if head in ("serviceproviderconfig", "resourcetypes", "schemas") and len(parts) <= 2:
-        return Route("discovery", discovery=head, key=parts[1] if len(parts) == 2 else None)
-    rtype = types.get(head)
-    if rtype is not None:
-        if len(parts) == 1:
-            return Route("collection", rtype)
-        if len(parts) == 2:
-            if parts[1] == ".search":
-                return Route("search", rtype)
-            return Route("item", rtype, parts[1])
-    raise NotFoundError(f"no SCIM endpoint at {path}")
 
 
 def identify(gw: Gateway, request: ScimRequest) -> Client:
@@ -128,9 +87,9 @@ def _body_object(request: ScimRequest) -> dict[str, Any]:
 
 
 async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimRequest, tenant: TenantRow) -> Result:
-    r = route(gw, request.path)
+    r = routes.resolve(request.path)
     method = request.method.upper()
-    if method not in _ALLOWED[r.kind]:
+    if method not in r.methods:
         raise ScimError(f"{method} is not allowed on {request.path}", status=405)
     svc = gw.service
     if request.query:
@@ -159,15 +118,16 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
         query = {k: (",".join(v) if isinstance(v, list) else str(v)) for k, v in body.items() if k != "schemas"}
         hooks.scim_normalize_query(client=client, request=request, query=query)
         params = list_params(query)
-        if r.rtype is None:
+        if r.resource_type is None:
             return await _search_all(gw, tenant, params)
-        return await svc.search(tenant, r.rtype, params)
+        return await svc.search(tenant, svc.types[r.resource_type], params)
 
-    assert r.rtype is not None
+    assert r.resource_type is not None
+    rtype = svc.types[r.resource_type]
     params = list_params(request.query)
     if r.kind == "collection":
         if method == "GET":
-            return await svc.search(tenant, r.rtype, params)
+            return await svc.search(tenant, rtype, params)
         payload = _body_object(request)
         hooks.scim_normalize_resource(client=client, request=request, payload=payload)
 
@@ -176,30 +136,30 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
             return out or None
 
         return await svc.create(
-            tenant, r.rtype, payload, correlation=correlation, context=ctx,
+            tenant, rtype, payload, correlation=correlation, context=ctx,
             attributes=params.attributes, excluded=params.excluded,
         )
     rid = r.resource_id
     assert rid is not None
     if method == "GET":
         return await svc.get(
-            tenant, r.rtype, rid, attributes=params.attributes, excluded=params.excluded,
+            tenant, rtype, rid, attributes=params.attributes, excluded=params.excluded,
             if_none_match=request.headers.get("if-none-match"),
         )
     if method == "DELETE":
-        return await svc.delete(tenant, r.rtype, rid, if_match=request.headers.get("if-match"), context=ctx)
+        return await svc.delete(tenant, rtype, rid, if_match=request.headers.get("if-match"), context=ctx)
     payload = _body_object(request)
     if method == "PUT":
         hooks.scim_normalize_resource(client=client, request=request, payload=payload)
         return await svc.replace(
-            tenant, r.rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
+            tenant, rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
             attributes=params.attributes, excluded=params.excluded,
         )
     ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
     if isinstance(ops, list):
         hooks.scim_normalize_patch(client=client, request=request, operations=ops)
     return await svc.patch(
-        tenant, r.rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
+        tenant, rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
         attributes=params.attributes, excluded=params.excluded,
     )
 

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from gateway import ScimRequest, Tenant, hookimpl
+from gateway.core import routes
+from gateway.core.errors import NotFoundError
 from gateway.store.base import TenantRow
-from gateway.testing import USER_SCHEMA, ScimClient
+from gateway.testing import PATCH_OP, USER_SCHEMA, ScimClient, add_tenant, build_app, make_request
 
 
 class TenantSpy:
@@ -128,3 +130,69 @@ def test_gateway_modules_import_each_other_without_cycles() -> None:
 
 def test_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# -- the one route table -----------------------------------------------------------------------
+
+
+class RouteSpy:
+    """Claims requests with ``X-Route-Spy: 1`` and records (method, path, resource_type, resource_id)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str | None, str | None]] = []
+
+    @hookimpl
+    def scim_identify_client(self, request: ScimRequest, tenant: Tenant) -> str | None:
+        self.seen.append((request.method, request.path, request.resource_type, request.resource_id))
+        return None
+
+
+ROUTE_CASES = [
+    ("GET", "/Users", "User", None),
+    ("GET", "/users/abc", "User", "abc"),
+    ("POST", "/Users/.search", "User", None),
+    ("POST", "/Groups/.search", "Group", None),
+    ("POST", "/.search", None, None),
+    ("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", None, None),
+    ("GET", "/Nope", None, None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "rtype", "rid"), ROUTE_CASES)
+def test_route_table_agrees_with_the_test_kit(method: str, path: str, rtype: str | None, rid: str | None) -> None:
+    sreq = make_request(method, path)
+    assert (sreq.resource_type, sreq.resource_id) == (rtype, rid)
+
+
+async def test_http_bulk_and_test_kit_describe_requests_alike(aiohttp_client: Any, tmp_path: Path) -> None:
+    """The same paths through HTTP, through Bulk and through make_request give plugins the same request."""
+    spy = RouteSpy()
+    client = await aiohttp_client(build_app(tmp_path / "g.db", plugins=[("route-spy", spy)]))
+    tenant, key = await add_tenant(client.app, "Routes")
+    scim = ScimClient(client, tenant, key)
+    for method, path, _, _ in ROUTE_CASES:
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]} if method == "POST" else None
+        await scim.request(method, path, body)
+    over_http = spy.seen[:]
+    assert over_http == [(m, p, make_request(m, p).resource_type, make_request(m, p).resource_id)
+                         for m, p, _, _ in ROUTE_CASES]
+    spy.seen.clear()
+    ops = [{"method": "POST", "path": "/Users", "bulkId": "u1", "data": {"schemas": [USER_SCHEMA], "userName": "r@x"}},
+           {"method": "PATCH", "path": "/Users/bulkId:u1", "data": {"schemas": [PATCH_OP], "Operations": [
+               {"op": "replace", "path": "active", "value": False}]}},
+           {"method": "POST", "path": "/Users/.search", "bulkId": "s1", "data": {}}]
+    status, _, _ = await scim.post("/Bulk", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                                             "Operations": ops})
+    assert status == 200
+    bulk_seen = spy.seen[1:]  # the Bulk request itself first, then one per operation
+    assert [(m, rt, rid is not None) for m, _, rt, rid in bulk_seen] == [
+        ("POST", "User", False), ("PATCH", "User", True), ("POST", "User", False)]
+    assert bulk_seen[2][3] is None  # /Users/.search addresses no resource, in Bulk as over HTTP
+
+
+def test_route_table_methods_and_unknown_paths() -> None:
+    assert routes.resolve("/Users").methods == {"GET", "POST"}
+    assert routes.resolve("/Users/x").methods == {"GET", "PUT", "PATCH", "DELETE"}
+    assert routes.match("/Users/a/b") is None and routes.match("/") is None
+    with pytest.raises(NotFoundError):
+        routes.resolve("/Widgets")

@@ -130,7 +130,6 @@ class ScimService:
         self.max_page_size = max_page_size
         self.listeners: list[Listener] = []
         self.types = {"User": user_type(), "Group": group_type()}
-        self.endpoints = {rt.endpoint.strip("/").lower(): rt for rt in self.types.values()}
         self.walks = PagingWalks()
 
     # documents -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from gateway import pipeline
+from gateway.core import routes
 from gateway.core.errors import (
     ForbiddenError,
     InvalidSyntaxError,
@@ -92,12 +93,12 @@ async def scim_handler(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant_for(request)
     body = await _json_body(request)
     path = "/" + request.match_info.get("tail", "")
-    parts = [p for p in path.split("/") if p]
+    route = routes.match(path)
     sreq = ScimRequest(
         method=request.method,
         path=path,
-        resource_type={"users": "User", "groups": "Group"}.get(parts[0].lower()) if parts else None,
-        resource_id=parts[1] if len(parts) == 2 and not parts[1].startswith(".") else None,
+        resource_type=route.resource_type if route else None,
+        resource_id=route.resource_id if route else None,
         query=dict(request.query),
         headers={k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"},
         body=body,

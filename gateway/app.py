@@ -75,6 +75,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 await gw.flush_key_usage()
             except Exception:
                 log.exception("key_usage_flush_failed")
+            await gw.activity.close()
     finally:
         # always release the database: its worker threads would otherwise keep the process alive
         await gw.store.close()

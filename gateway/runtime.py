@@ -33,6 +33,7 @@ class Gateway:
         # Roles first, so the provisioning event describes the change with its roles already applied.
         self.service.listeners.append(roles.role_listener)
         self.service.listeners.append(activity.provisioning_listener)
+        self.activity = activity.ActivityWriter(store)
         self.bulk_supported = _bulk_available()
         self._touched: dict[str, float] = {}
 

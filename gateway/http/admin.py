@@ -123,6 +123,7 @@ async def set_roles(request: web.Request) -> Any:
 # activity and sign-in ----------------------------------------------------------------------------
 async def list_activity(request: web.Request) -> Any:
     q = request.query
+    await request.app[gateway_key].activity.flush()  # this process's own pending events first
     return await management.list_activity(_store(request), request.match_info["tenant_id"], type=q.get("type") or None,
                                      limit=management.page_limit(q.get("limit")), cursor=q.get("cursor") or None)
 

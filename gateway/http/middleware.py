@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
+
+import orjson
 
 import structlog
 from aiohttp import web
 
 from gateway.core.errors import ScimError
-from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.appkeys import (client_key, gateway_key, outcome_key, raw_body_key, request_id_key, scim_request_key,
+                                  tenant_key)
 from gateway.http.scim import scim_response
 from gateway.identity import activity
 from gateway.pipeline import ShapedError
@@ -18,6 +21,7 @@ from gateway.store.base import TenantRow
 
 log = structlog.get_logger("scim_gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_MAX_RAW_TEXT = 65536
 
 
 def _error_response(status: int, body: dict[str, object], request: web.Request) -> web.Response:
@@ -36,24 +40,43 @@ def _admin_code(status: int) -> str:
             409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}.get(status, "error")
 
 
-async def record_scim_request(request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
+def _as_received(raw: bytes | None) -> Any:
+    """The body exactly as the client sent it: its JSON, or its text when it was not JSON."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:_MAX_RAW_TEXT].decode("utf-8", "replace")
+
+
+def record_scim_request(request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
+    """Hand the request's activity event (if any) to the writer; building and writing it happen after the response."""
+    if error is None and not tenant.log_successful_events:
+        return
     sreq = request.get(scim_request_key)
     outcome = request.get(outcome_key)
-    try:
-        await activity.record_request(
-            request.app[gateway_key].store,
+    raw = request.get(raw_body_key)
+    method, path, client, rid, query = (request.method, request.path, request.get(client_key),
+                                        request[request_id_key], dict(request.query))
+
+    def build() -> tuple[str, dict[str, Any]] | None:
+        return activity.request_event(
             tenant,
-            method=request.method,
-            path=request.path,
+            method=method,
+            path=path,
             status=status,
-            client=request.get(client_key),
-            request_id=request[request_id_key],
-            request_body=sreq.body if sreq is not None else None,
+            client=client,
+            request_id=rid,
+            received=_as_received(raw),
+            normalized=sreq.body if sreq is not None else None,
+            query=query,
+            normalized_query=sreq.query if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
         )
-    except Exception:  # the activity log must never turn a served request into a failure
-        log.exception("activity_write_failed", tenant=tenant.id)
+
+    request.app[gateway_key].activity.submit(tenant.id, build)
 
 
 @web.middleware
@@ -91,7 +114,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         tenant = request.get(tenant_key)
         status = error.status if error else (response.status if "response" in locals() else 500)
         if tenant is not None and request.path.startswith("/scim/"):
-            await record_scim_request(request, tenant, status, error)
+            record_scim_request(request, tenant, status, error)
         log.info(
             "request",
             method=request.method,

@@ -18,7 +18,8 @@ from gateway.core.errors import (
     ScimError,
     UnauthorizedError,
 )
-from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.appkeys import (client_key, gateway_key, outcome_key, raw_body_key, request_id_key, scim_request_key,
+                                  tenant_key)
 from gateway.identity.tenants import authenticate, plugin_tenant
 from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
@@ -80,6 +81,7 @@ async def _json_body(request: web.Request) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLargeError(f"request body exceeds {gw.settings.max_body_bytes} bytes") from None
+    request[raw_body_key] = raw
     if not raw.strip():
         return None
     try:

@@ -1,16 +1,18 @@
 """The per-tenant activity log (R12): scim_provision, scim_deprovision, scim_error, scim_read.
 
 Provisioning events are written by a listener inside the change's own transaction, so an event
-exists exactly when its change does. Error and read events are written after the response.
+exists exactly when its change does. Error and read events are written after the response by an
+:class:`ActivityWriter`, so they never delay or fail the SCIM answer.
 Every payload passes through :func:`redact` first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 
@@ -42,6 +44,18 @@ def _secret_name(name: str) -> bool:
     # "urn:...:User:password", "name.password" and "newPassword" are as secret as "password".
     last = re.split(r"[:.]", name.lower())[-1]
     return last in _SECRET_NAMES or any(p in last for p in _SECRET_PARTS)
+
+
+# In a body that is not valid JSON, a secret-named key is followed by its value as text.
+_SECRET_PAIR = re.compile(
+    r"""((?:"|')?[\w:.\-]*(?:password|secret|token|credential|api_?key)[\w\-]*(?:"|')?\s*[:=]\s*)("(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,}&]+)""",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str) -> str:
+    """Redact a raw body that could not be parsed: secret-named ``key: value`` pairs and embedded keys."""
+    return _SECRET_TEXT.sub(REDACTED, _SECRET_PAIR.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text))
 
 
 def redact(value: Any) -> Any:
@@ -80,8 +94,7 @@ async def provisioning_listener(tx: Tx, tenant: TenantRow, change: Change, conte
     await tx.insert_event(tenant.id, DEPROVISION if deprovision else PROVISION, now(), redact(data))
 
 
-async def record_request(
-    store: Store,
+def request_event(
     tenant: TenantRow,
     *,
     method: str,
@@ -89,13 +102,23 @@ async def record_request(
     status: int,
     client: str | None,
     request_id: str,
-    request_body: Any,
+    received: Any,
+    normalized: Any,
+    query: dict[str, str] | None = None,
+    normalized_query: dict[str, str] | None = None,
     response_body: Any,
     error: Any | None,
-) -> None:
-    """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on."""
+) -> tuple[str, dict[str, Any]] | None:
+    """The ``scim_error`` event for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
+
+    ``request`` is the body exactly as the client sent it (parsed JSON, or the raw text when it was
+    not JSON) and ``request_normalized`` the body after the IdP plugin's normalisation (present only
+    when the plugin changed it), so an admin sees both what the IdP sent and what the gateway
+    understood; ``query`` and ``query_normalized`` likewise. Everything is redacted. None when
+    nothing is to be recorded.
+    """
     if error is None and not tenant.log_successful_events:
-        return
+        return None
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
     if error is not None:
         data["scimType"] = error.scim_type
@@ -103,11 +126,81 @@ async def record_request(
         kind = ERROR
     else:
         kind = READ
-    data["request"] = redact(request_body)  # an error always carries its request; a read only when debugging
+    if query:
+        data["query"] = redact(query)
+        if normalized_query is not None and normalized_query != query:
+            data["query_normalized"] = redact(normalized_query)
+    # an error always carries its request; a read only when debugging
+    data["request"] = redact_text(received) if isinstance(received, str) else redact(received)
+    if normalized is not None and normalized != received:
+        data["request_normalized"] = redact(normalized)
     if tenant.log_successful_events:
         data["response"] = redact(response_body)
-    async with store.write() as tx:
-        await tx.insert_event(tenant.id, kind, now(), data)
+    return kind, data
+
+
+EventBuilder = Callable[[], "tuple[str, dict[str, Any]] | None"]
+
+
+class ActivityWriter:
+    """Writes request events (``scim_error``, ``scim_read``) off the request path.
+
+    :meth:`submit` never waits and never raises: a SCIM answer is neither delayed nor failed by its
+    activity record. Events are built and written by one background task, many per transaction.
+    :meth:`flush` waits until everything submitted so far is written (the admin API calls it before
+    reading, so a process reads its own events).
+    """
+
+    MAX_PENDING = 10_000
+    MAX_BATCH = 500
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: asyncio.Queue[tuple[str, str, EventBuilder]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, tenant_id: str, build: EventBuilder) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(self._queue))
+        if self._queue.qsize() >= self.MAX_PENDING:
+            log.warning("activity_event_dropped", tenant=tenant_id, reason="backlog")
+            return
+        self._queue.put_nowait((tenant_id, now(), build))
+
+    async def flush(self) -> None:
+        if self._queue is not None and self._task is not None and not self._task.done():
+            await self._queue.join()
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, queue: asyncio.Queue[tuple[str, str, EventBuilder]]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                events = []
+                for tenant_id, at, build in batch:
+                    built = build()
+                    if built is not None:
+                        events.append((tenant_id, at, *built))
+                if events:
+                    async with self.store.write() as tx:
+                        for tenant_id, at, kind, data in events:
+                            await tx.insert_event(tenant_id, kind, at, data)
+            except Exception:  # the activity log must never take the gateway down with it
+                log.exception("activity_write_failed", events=len(batch))
+            finally:
+                for _ in batch:
+                    queue.task_done()
 
 
 # retention ---------------------------------------------------------------------------------------

@@ -250,6 +250,7 @@ async def test_users_errors_never_quote_a_password(scim: ScimClient) -> None:
     doc = await scim.create_user("pw-patch@example.com")
     status, err, _ = await scim.patch(f"/Users/{doc['id']}", [{"op": "replace", "path": "password", "value": {"x": secret}}])
     assert status == 400 and secret not in str(err)
+    await scim.gateway.activity.flush()  # request events are written after the response
     async with scim.gateway.store.read() as r:
         events = await r.list_events(scim.tenant.id, type="scim_error")
     assert events and secret not in str([e.data for e in events])

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Iterable
 import structlog
 from aiohttp import web
 
+from gateway.http import admin, portal
 from gateway.http.appkeys import gateway_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
@@ -37,20 +38,11 @@ def create_app(
     app = web.Application(middlewares=[edge_middleware], client_max_size=settings.max_body_bytes)
     app[gateway_key] = gw
     setup_routes(app)
-    _setup_optional(app)
+    admin.setup_routes(app)
+    portal.setup_routes(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.cleanup_ctx.append(_lifecycle)
     return app
-
-
-def _setup_optional(app: web.Application) -> None:
-    """Admin API and portal, when their modules are present."""
-    for module in ("gateway.http.admin", "gateway.http.portal"):
-        try:
-            mod = __import__(module, fromlist=["setup_routes"])
-        except ImportError:
-            continue
-        mod.setup_routes(app)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -113,3 +113,14 @@ def test_wheel_installs_in_a_fresh_venv_and_serves_from_a_folder_with_its_own_pl
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+def test_a_broken_admin_or_portal_module_fails_loudly_instead_of_vanishing() -> None:
+    """An ImportError inside the admin API or portal must stop the app, not silently drop those routes."""
+    for module in ("gateway.http.admin", "gateway.http.portal"):
+        code = (f"import sys; sys.modules[{module!r}] = None\n"
+                "from gateway.app import create_app\nfrom gateway.settings import Settings\n"
+                "app = create_app(Settings(database=':memory:'), load_entrypoints=False)\n"
+                "print(sorted({r.resource.canonical.split('/')[2] for r in app.router.routes() if r.resource}))\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert out.returncode != 0 and "halted" in out.stderr, (module, out.stdout, out.stderr)

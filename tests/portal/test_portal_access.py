@@ -227,7 +227,7 @@ async def test_portal_pages_carry_security_headers(http: Http) -> None:
         assert status in (200, 404), path
         csp = resp.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
-        assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Referrer-Policy"] == "no-referrer"
+        assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Referrer-Policy"] == "same-origin"
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
     status, _, resp = await http("GET", "/portal/")
     assert status == 303 and resp.headers["Location"] == "/portal/login"

@@ -111,6 +111,30 @@
       h("div", { class: "copy-row" }, input, button));
   }
 
+  // Tables keep their semantics (explicit roles) and, on a narrow screen, become one card per row:
+  // each cell carries its column's name (data-label) for the style sheet to show beside the value.
+  function labelRows(table) {
+    const heads = [...table.tHead.rows[0].cells].map((th) => th.textContent.trim());
+    table.setAttribute("role", "table");
+    for (const sec of [table.tHead, ...table.tBodies]) sec.setAttribute("role", "rowgroup");
+    for (const th of table.tHead.rows[0].cells) th.setAttribute("role", "columnheader");
+    table.tHead.rows[0].setAttribute("role", "row");
+    for (const body of table.tBodies) {
+      for (const tr of body.rows) {
+        tr.setAttribute("role", "row");
+        [...tr.cells].forEach((td, i) => {
+          td.setAttribute("role", "cell");
+          if (td.colSpan === 1 && heads[i]) td.setAttribute("data-label", heads[i]);
+        });
+      }
+    }
+    return table;
+  }
+  function tableWrap(table) {
+    table.classList.add("responsive");
+    return h("div", { class: "table-wrap" }, labelRows(table));
+  }
+
   // -- API -------------------------------------------------------------------------------------
   class ApiError extends Error {
     constructor(status, code, detail) { super(detail); this.status = status; this.code = code; }
@@ -166,8 +190,8 @@
     }
   }
 
-  function showError(text) {
-    main.replaceChildren(h("h1", {}, "Something went wrong"), notice("error", text),
+  function showError(text, title) {
+    main.replaceChildren(h("h1", {}, title || "Something went wrong"), notice("error", text),
       h("p", {}, h("a", { href: "#/" }, "Back to the start")));
   }
 
@@ -180,7 +204,7 @@
   function renderNav(route) {
     const items = [];
     if (session.operator) items.push(["#/tenants", "Tenants", route.page === "tenants"]);
-    const t = route.tenant || session.tenant_id;
+    const t = session.operator ? route.tenant : session.tenant_id;
     if (t) {
       const base = `#/tenants/${encodeURIComponent(t)}`;
       items.push(null);
@@ -216,8 +240,18 @@
       return;
     }
     if (r.tenant && !tenantNames[r.tenant]) {
-      const t = await attempt(null, () => api("GET", `/tenants/${encodeURIComponent(r.tenant)}`));
-      if (!t) { renderNav(r); return; }
+      let t;
+      try {
+        t = await api("GET", `/tenants/${encodeURIComponent(r.tenant)}`);
+      } catch (e) {
+        renderNav(r);
+        if (e.status === 404) {
+          showError(`${e.message}. It does not exist, or it is not yours to open: a portal link opens the settings of one tenant only.`, "Tenant not found");
+        } else if (e.status !== 401) {
+          showError(e.message);
+        }
+        return;
+      }
       tenantNames[t.id] = t.name;
     }
     renderNav(r);
@@ -302,7 +336,7 @@
       createBox,
       linkBox,
       rows.length
-        ? h("div", { class: "table-wrap" }, h("table", {},
+        ? tableWrap(h("table", {},
           h("caption", { class: "sr-only" }, "Tenants"),
           h("thead", {}, h("tr", {}, ["Name", "Tenant ID", "IdP", "SCIM", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, rows)))
@@ -377,7 +411,7 @@
           h("td", {}, k.revoked ? `Revoked ${fmtTime(k.revoked)}` : "Active"),
           actions);
       });
-      listBox.replaceChildren(h("div", { class: "table-wrap" }, h("table", {},
+      listBox.replaceChildren(tableWrap(h("table", {},
         h("caption", { class: "sr-only" }, "API keys"),
         h("thead", {}, h("tr", {}, ["Name", "Key", "Created", "Last used", "Status", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, rows))));
@@ -560,7 +594,9 @@
     function who(e) {
       const req = e.request && typeof e.request === "object" ? e.request : {};
       const primary = Array.isArray(req.emails) ? (req.emails.find((m) => m && m.primary) || req.emails[0]) : null;
-      const subject = e.email || e.userName || e.displayName || (primary && primary.value) || req.userName || req.displayName;
+      const res = e.response && typeof e.response === "object" ? e.response : {};
+      const subject = e.email || e.userName || e.displayName || (primary && primary.value) || req.userName || req.displayName
+        || res.userName || res.displayName;
       const call = e.path ? `${e.method} ${shortPath(e.path)}` : "";
       if (subject && call) return `${subject} (${call})`;
       return subject || call || e.resource_id || "—";
@@ -612,7 +648,7 @@
             h("td", { class: "wrap" }, err),
             h("td", {}, btn)), detailRow);
         }
-        listBox.replaceChildren(h("div", { class: "table-wrap" }, h("table", { class: "events" },
+        listBox.replaceChildren(tableWrap(h("table", { class: "events" },
           h("caption", { class: "sr-only" }, "Activity, newest first"),
           h("thead", {}, h("tr", {}, ["Time", "Type", "User or group", "Status", "IdP plugin", "Error", ""].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, rows))));
@@ -649,33 +685,40 @@
       return h("div", { class: "radio" }, radios[value], h("label", { for: id }, label), h("p", { class: "hint", id: hid }, hint));
     }));
 
-    function pairTable(caption, leftLabel, rightLabel, entries, addLabel) {
+    function pairTable(caption, leftLabel, rightLabel, entries, addLabel, emptyText) {
       const tbody = h("tbody", {});
+      const table = h("table", { class: "pairs" }, h("caption", {}, caption),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, leftLabel), h("th", { scope: "col" }, rightLabel), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Remove")))),
+        tbody);
+      const wrap = tableWrap(table);
+      const empty = h("p", { class: "hint" }, emptyText);
+      const refresh = () => { wrap.hidden = tbody.rows.length === 0; empty.hidden = tbody.rows.length > 0; labelRows(table); };
       const addRow = (k, v) => {
         const a = h("input", { type: "text", value: k || "", "aria-label": leftLabel });
         const b = h("input", { type: "text", value: v || "", "aria-label": rightLabel });
         const tr = h("tr", {}, h("td", {}, a), h("td", {}, b),
-          h("td", {}, h("button", { type: "button", class: "secondary", "aria-label": "Remove this row", onclick: () => tr.remove() }, "Remove")));
+          h("td", {}, h("button", { type: "button", class: "secondary", "aria-label": "Remove this row", onclick: () => { tr.remove(); refresh(); } }, "Remove")));
         tbody.append(tr);
+        refresh();
         return a;
       };
       for (const [k, v] of entries) addRow(k, v);
-      const el = h("div", {},
-        h("div", { class: "table-wrap" }, h("table", { class: "pairs" }, h("caption", {}, caption),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, leftLabel), h("th", { scope: "col" }, rightLabel), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
-          tbody)),
+      refresh();
+      const el = h("div", {}, empty, wrap,
         h("button", { type: "button", class: "secondary", onclick: () => addRow("", "").focus() }, addLabel));
       return { el, rows: () => [...tbody.rows].map((tr) => [tr.cells[0].firstChild.value.trim(), tr.cells[1].firstChild.value.trim()]).filter(([k]) => k) };
     }
     const split = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
     const groups = pairTable("IdP group → roles", "IdP group name", "Roles (comma-separated)",
-      Object.entries(m.group_roles || {}).map(([g, r]) => [g, r.join(", ")]), "Add group");
+      Object.entries(m.group_roles || {}).map(([g, r]) => [g, r.join(", ")]), "Add group",
+      "No groups mapped yet. Add the IdP groups whose members get roles; a group matches by its name (any case) or id.");
     const attribute = h("input", { type: "text", value: m.attribute || "roles", autocomplete: "off", spellcheck: "false" });
     const values = pairTable("Attribute value → role (optional)", "IdP value", "Role",
-      Object.entries(m.attribute_values || {}).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v]), "Add value");
+      Object.entries(m.attribute_values || {}).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v]), "Add value",
+      "No value pairs: each value of the attribute is used as the role name.");
     const defaults = h("input", { type: "text", value: (m.default_roles || []).join(", "), autocomplete: "off" });
     const groupsBox = h("div", { class: "sub" }, groups.el);
-    const attrBox = h("div", { class: "sub" }, field("Attribute name", attribute, "The SCIM user attribute holding roles, default roles. Without value pairs, each value is used as the role name."), values.el);
+    const attrBox = h("div", { class: "sub" }, field("Attribute name", attribute, "The SCIM user attribute holding the roles (default: roles)."), values.el);
     const defaultsBox = h("div", { class: "sub" }, field("Default roles (comma-separated)", defaults, "Given to a user whom the mapping gives no role."));
 
     function source() { return Object.keys(radios).find((k) => radios[k].checked) || "portal"; }
@@ -765,7 +808,7 @@
         listBox.replaceChildren(h("p", { class: "empty" }, search.value.trim() ? "No user matches this search." : "No users yet. They appear when your IdP provisions them, or at their first SSO sign-in."));
       } else {
         listBox.replaceChildren(h("p", { class: "muted" }, `${data.total} ${data.total === 1 ? "user" : "users"}${search.value.trim() ? " match" : ""}`),
-          h("div", { class: "table-wrap" }, h("table", {},
+          tableWrap(h("table", {},
             h("caption", { class: "sr-only" }, "Users"),
             h("thead", {}, h("tr", {}, ["userName", "Email", "Active", "Roles", "Provisioned by"].map((c) => h("th", { scope: "col" }, c)))),
             h("tbody", {}, data.users.map((u) => h("tr", {},

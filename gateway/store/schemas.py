@@ -5,26 +5,21 @@ A mixin of :class:`gateway.store.sql.SqlOps`: it uses the same ``conn`` and ``?`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
-
-import orjson
+from typing import Any, Sequence
 
 from gateway.store.base import SchemaRow
+from gateway.store.conn import Conn, dumps, loads
 from gateway.store.rows import fold
-
-if TYPE_CHECKING:
-    from gateway.store.sql import Conn
 
 _COLS = "urn, resource_type, required, document, created, last_modified"
 
 
 def _row(r: Sequence[Any]) -> SchemaRow:
-    doc = r[3]
     return SchemaRow(
         urn=r[0],
         resource_type=r[1],
         required=bool(r[2]),
-        document=orjson.loads(doc) if isinstance(doc, (str, bytes)) else doc,
+        document=loads(r[3]),
         created=r[4],
         last_modified=r[5],
     )
@@ -33,7 +28,7 @@ def _row(r: Sequence[Any]) -> SchemaRow:
 class SchemaOps:
     """Reads and writes of ``tenant_schemas``; every statement is keyed by tenant id."""
 
-    conn: "Conn"
+    conn: Conn
     row_lock: str
 
     async def list_tenant_schemas(self, tenant_id: str) -> list[SchemaRow]:
@@ -50,7 +45,7 @@ class SchemaOps:
 
     async def put_tenant_schema(self, tenant_id: str, row: SchemaRow) -> None:
         """Insert or replace the declaration of ``row.urn`` (URNs compare case-insensitively)."""
-        doc = orjson.dumps(row.document).decode()
+        doc = dumps(row.document)
         n = await self.conn.execute(
             "UPDATE tenant_schemas SET urn = ?, resource_type = ?, required = ?, document = ?, last_modified = ?"
             " WHERE tenant_id = ? AND urn_ci = ?",

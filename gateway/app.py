@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from typing import Any, AsyncIterator, Iterable
 
 import structlog
@@ -49,10 +48,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     gw = app[gateway_key]
     await gw.store.open()
     try:
-        for impl in gw.plugins.hook.scim_startup.get_hookimpls():
-            out = impl.function(gateway=gw)
-            if inspect.isawaitable(out):
-                await out
+        gw.check_plugin_settings()
+        await gw.plugins.startup(gw)
         task = asyncio.create_task(_housekeeping(gw))
         retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
         try:

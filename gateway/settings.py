@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, Field
 
 ENV_PREFIX = "SCIM_GATEWAY_"
+PLUGIN_ENV_PREFIX = ENV_PREFIX + "PLUGIN_"
 
 
 class Settings(BaseModel):
@@ -24,6 +25,11 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     activity_max_age_days: int = 90
     activity_max_events: int = 100_000
+    # --- plugin settings (issue 8) ---
+    plugin_config: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per-plugin settings: {plugin name: {key: value}}; from SCIM_GATEWAY_PLUGIN_<NAME>__<KEY>",
+    )
     # --- admin portal (issue 9) ---
     portal_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="A portal session ends after this long unused")
     portal_session_hours: int = Field(12, ge=1, le=24 * 30, description="A portal session ends this long after sign-in")
@@ -36,8 +42,15 @@ class Settings(BaseModel):
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None and raw != "":
                 values[name] = raw
+        plugin_config = plugin_settings_from_env(env)
+        if plugin_config:
+            values["plugin_config"] = plugin_config
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+    def plugin_settings(self, name: str) -> dict[str, str]:
+        """The settings given to plugin ``name`` (its entry-point name); keys lower-case."""
+        return dict(self.plugin_config.get(_plugin_key(name), {}))
 
     def base_url(self) -> str:
         if self.public_url:
@@ -50,3 +63,25 @@ class Settings(BaseModel):
 
     def scim_url(self, tenant_id: str) -> str:
         return f"{self.base_url()}/scim/v2/{tenant_id}"
+
+
+def _plugin_key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def plugin_settings_from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``SCIM_GATEWAY_PLUGIN_<NAME>__<KEY>=value`` -> ``{name: {key: value}}`` (names and keys lower-cased).
+
+    The double underscore separates the plugin name from the key, so names and keys may contain
+    single underscores (``SCIM_GATEWAY_PLUGIN_MY_IDP__API_REGION`` is key ``api_region`` of ``my_idp``,
+    which is also how the plugin ``my-idp`` is spelt in a variable name).
+    """
+    out: dict[str, dict[str, str]] = {}
+    for var, value in env.items():
+        if not var.upper().startswith(PLUGIN_ENV_PREFIX):
+            continue
+        name, sep, key = var[len(PLUGIN_ENV_PREFIX):].partition("__")
+        if not sep or not name or not key:
+            raise ValueError(f"{var}: plugin settings are named {PLUGIN_ENV_PREFIX}<PLUGIN>__<KEY>")
+        out.setdefault(_plugin_key(name), {})[key.lower()] = value
+    return out

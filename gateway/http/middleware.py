@@ -102,8 +102,11 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            error = ScimError(exc.reason or "request failed", status=exc.status)
+            detail = f"{request.method} is not allowed on {request.path}" if exc.status == 405 else exc.reason
+            error = ScimError(detail or "request failed", status=exc.status)
             response = _error_response(exc.status, error.to_body(), request)
+            if "Allow" in exc.headers:  # RFC 9110 §15.5.6: a 405 names the methods that are allowed
+                response.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("unhandled_error", path=request.path)
             error = ScimError(f"internal server error (request id {rid})", status=500)

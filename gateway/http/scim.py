@@ -115,6 +115,15 @@ async def scim_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:
+    """The catch-all route: 405 (with ``Allow``) when the path exists for other methods, else 404."""
+    allowed: set[str] = set()
+    own = request.match_info.route.resource
+    for resource in request.app.router.resources():
+        if resource is not own:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
     raise NotFoundError(f"no endpoint at {request.path}")
 
 

@@ -18,6 +18,8 @@ from gateway.core.service import ScimService
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
+from gateway.events.outbox import outbox_listener
+from gateway.events.runtime import feed_tasks
 from gateway.identity import activity, roles
 from gateway.plugin_manager import PluginHost
 from gateway.settings import Settings
@@ -43,6 +45,10 @@ class Gateway:
         # Roles first, so the provisioning event describes the change with its roles already applied.
         self.service.listeners.append(roles.role_listener)
         self.service.listeners.append(activity.provisioning_listener)
+        # The change feed: events in the change's own transaction (off: the store drops them, no listener).
+        store.emit_events = settings.events_enabled
+        if settings.events_enabled:
+            self.service.listeners.append(outbox_listener)
         self.bulk_supported = _bulk_available()
         self._touched: dict[str, float] = {}
 
@@ -107,7 +113,7 @@ def create_app(
 
 def _setup_optional(app: web.Application) -> None:
     """Admin API and portal, when their modules are present."""
-    for module in ("gateway.http.admin", "gateway.http.portal"):
+    for module in ("gateway.http.admin", "gateway.http.events", "gateway.http.portal"):
         try:
             mod = __import__(module, fromlist=["setup_routes"])
         except ImportError:
@@ -125,12 +131,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 await out
         task = asyncio.create_task(_housekeeping(gw))
         retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
+        feed = feed_tasks(gw.store, gw.settings)
         try:
             yield
         finally:
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 t.cancel()
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             try:

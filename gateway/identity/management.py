@@ -15,6 +15,7 @@ from typing import Annotated, Any, Callable, Collection, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gateway.clock import now
+from gateway.events.outbox import USER_ROLES_CHANGED, emit_roles_changed, user_event
 from gateway.identity import activity, roles, tenants
 from gateway.identity.roles import RoleMapping, RoleName
 from gateway.plugin_manager import installed_idps
@@ -279,7 +280,9 @@ async def update_tenant(
         mapping_changed = "role_mapping" in fields and fields["role_mapping"] != roles.mapping_of(t).model_dump()
         turned_on = scim_on and not t.scim_enabled
         if scim_on and (mapping_changed or turned_on):
-            await roles.recompute_all(tx, tenant_id, new_mapping)
+            recomputed: dict[str, Any] = {}
+            await roles.recompute_all(tx, tenant_id, new_mapping, context=recomputed)
+            await emit_roles_changed(tx, tenant_id, recomputed.get(roles.ROLES_CHANGED_KEY) or {}, source="role_mapping")
         updated = await tx.get_tenant(tenant_id)
     assert updated is not None
     return tenant_view(updated, scim_url)
@@ -340,11 +343,14 @@ async def set_roles(store: Store, tenant_id: str, user_id: str, body: RolesUpdat
                 "would be overwritten on the next sync or sign-in; change them in the IdP, or set the role "
                 "mapping source to 'portal' first",
             )
-        if await tx.get_user(tenant_id, user_id) is None:
+        before = await tx.get_user(tenant_id, user_id)
+        if before is None:
             raise AdminError(404, "not_found", f"no user {user_id!r} in tenant {tenant_id!r}")
         await tx.set_user_roles(tenant_id, {user_id: roles.normalize(body.roles)})
         row = await tx.get_user(tenant_id, user_id)
-    assert row is not None
+        assert row is not None
+        if row.roles != before.roles:
+            tx.emit([user_event(tenant_id, USER_ROLES_CHANGED, row, source="admin", previous_roles=before.roles)])
     return user_view(row)
 
 

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     webhook_retry_max_seconds: float = Field(21_600, gt=0, description="Longest wait between two attempts")
     webhook_poll_seconds: float = Field(1, gt=0, description="How often an idle worker looks for work")
     webhook_concurrency: int = Field(16, ge=1, description="Endpoints delivered to at once by one process")
+    # --- admin portal (issue 9) ---
+    portal_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="A portal session ends after this long unused")
+    portal_session_hours: int = Field(12, ge=1, le=24 * 30, description="A portal session ends this long after sign-in")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -53,6 +56,9 @@ class Settings(BaseModel):
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host
         return f"http://{host}:{self.port}"
+
+    def secure_cookies(self) -> bool:
+        return self.base_url().lower().startswith("https://")
 
     def scim_url(self, tenant_id: str) -> str:
         return f"{self.base_url()}/scim/v2/{tenant_id}"

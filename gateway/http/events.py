@@ -1,6 +1,10 @@
 """The change feed's admin API: the events API and webhook management (thin handlers).
 
-Routes (admin token; see :mod:`gateway.http.admin`)::
+The events API accepts the admin token or a portal session (a tenant-scoped session reaches its own
+tenant's feed only); webhooks are managed with the admin bearer token only, never a portal session
+(an endpoint's URL decides where a tenant's data goes, and its secret is shown in the answer).
+
+Routes::
 
     GET        /api/v1/tenants/{tenant_id}/events?after=&limit=&type=
     GET/POST   /api/v1/tenants/{tenant_id}/webhooks
@@ -12,12 +16,13 @@ Routes (admin token; see :mod:`gateway.http.admin`)::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from gateway.events import endpoints, feed
-from gateway.http.admin import PREFIX, _body, _route, _store
+from gateway.http.access import AdminApiError, Handler, admin_route, principal_key
+from gateway.http.admin import PREFIX, _body, _store
 from gateway.identity import management
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -74,11 +79,25 @@ async def retry_delivery(request: web.Request) -> Any:
     return await endpoints.retry_delivery(_store(request), m["tenant_id"], m["webhook_id"], m["delivery_id"])
 
 
+def _token_only(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
+    async def guarded(request: web.Request) -> Any:
+        if request[principal_key].via != "token":
+            raise AdminApiError("webhooks are managed with the admin token ('Authorization: Bearer <admin token>'), "
+                                "not a portal session", status=403, scim_type="admin_token_required")
+        return await fn(request)
+
+    guarded.__name__ = fn.__name__
+    return admin_route(guarded, operator_only=True)
+
+
+_route = _token_only
+
+
 def setup_routes(app: web.Application) -> None:
     t = PREFIX + "/tenants/{tenant_id}"
     w = t + "/webhooks/{webhook_id}"
     r = app.router
-    r.add_get(t + "/events", _route(list_events), allow_head=False)
+    r.add_get(t + "/events", admin_route(list_events), allow_head=False)
     r.add_get(t + "/webhooks", _route(list_webhooks), allow_head=False)
     r.add_post(t + "/webhooks", _route(create_webhook))
     r.add_get(w, _route(get_webhook), allow_head=False)

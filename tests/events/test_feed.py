@@ -239,3 +239,45 @@ async def test_catalogue_matches_the_docs() -> None:
     docs = (REPO / "docs" / "events.md").read_text()
     for t in EVENT_TYPES:
         assert f"### `{t}`" in docs, t
+
+
+async def _session(feed: Feed, path: str, data: dict[str, str]) -> str:
+    from http.cookies import SimpleCookie
+
+    resp = await feed.http.post(path, data=data, headers={"Origin": "https://scim.example.test"}, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    for raw in resp.headers.getall("Set-Cookie", []):
+        c: SimpleCookie = SimpleCookie()
+        c.load(raw)
+        for name, morsel in c.items():
+            if "scimgw_portal" in name and morsel.value:
+                feed.http.session.cookie_jar.clear()
+                return f"{name}={morsel.value}"
+    raise AssertionError("no session cookie")
+
+
+async def test_events_api_takes_a_tenant_portal_session_webhooks_only_the_admin_token(feed: Feed) -> None:
+    s = feed.scim
+    other = await s.other_tenant()
+    await s.create_user("visible")
+    status, link = await feed.admin("POST", "/portal-links")
+    assert status == 201, link
+    cookie = await _session(feed, "/portal/link", {"token": link["url"].split("token=", 1)[1]})
+    operator = await _session(feed, "/portal/login", {"token": ADMIN})
+
+    async def call(method: str, path: str, who: str, body: Any = None) -> tuple[int, Any]:
+        resp = await feed.http.request(method, f"/api/v1/tenants{path}", json=body,
+                                       headers={"Cookie": who, "Origin": "https://scim.example.test"})
+        out = await resp.json()
+        feed.http.session.cookie_jar.clear()
+        return resp.status, out
+
+    status, page = await call("GET", f"/{feed.tenant_id}/events", cookie)
+    assert status == 200 and [e["data"]["userName"] for e in page["data"]] == ["visible"]
+    status, err = await call("GET", f"/{other.tenant.id}/events", cookie)
+    assert status == 404  # another tenant is not there for this session
+    for who, code in ((cookie, "operator_only"), (operator, "admin_token_required")):
+        status, err = await call("POST", f"/{feed.tenant_id}/webhooks", who, {"url": "https://a.example/h"})
+        assert (status, err["error"]) == (403, code)
+        status, err = await call("GET", f"/{feed.tenant_id}/webhooks", who)
+        assert (status, err["error"]) == (403, code)

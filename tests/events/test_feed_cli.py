@@ -72,6 +72,7 @@ def test_cli_webhooks_twins(cli: Cli) -> None:
     assert cli("webhooks", "show", t["id"], wid, code=1)["error"] == "not_found"
 
 
+@pytest.mark.slow
 def test_cli_events_follow_streams_new_events(tmp_path: Path) -> None:
     db = tmp_path / "follow.db"
     env = {**os.environ, "SCIM_GATEWAY_DATABASE": str(db)}

@@ -64,98 +64,83 @@ def _print(args: argparse.Namespace, payload: Any, text: str) -> None:
     print(json.dumps(payload) if args.json else text)
 
 
-async def _wh_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        raw: dict[str, Any] = {"url": args.url, "description": args.description or ""}
-        if args.event:
-            raw["events"] = args.event
-        w = await endpoints.create_webhook(store, args.tenant_id, parse(endpoints.WebhookCreate, raw))
-    except AdminError as exc:
-        return _fail(args, exc)
-    _print(args, w, f"created webhook {w['id']} -> {w['url']}\nsigning secret: {w['secret']}\n"
-                    "This is the only time the secret is shown: copy it now.")
-    return 0
+Action = Callable[[argparse.Namespace, Store], Awaitable[tuple[Any, str]]]
 
 
-async def _wh_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        hooks = await endpoints.list_webhooks(store, args.tenant_id)
-    except AdminError as exc:
-        return _fail(args, exc)
-    _print(args, hooks, "\n".join(_hook_text(w) for w in hooks) or "no webhooks")
-    return 0
+def _command(action: Action) -> Command:
+    """A command that runs ``action`` -> (payload, text) and reports an AdminError like the admin API does."""
+
+    async def run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+        try:
+            payload, text = await action(args, store)
+        except AdminError as exc:
+            return _fail(args, exc)
+        _print(args, payload, text)
+        return 0
+
+    return run
 
 
-async def _wh_show(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        w = await endpoints.get_webhook(store, args.tenant_id, args.webhook_id)
-    except AdminError as exc:
-        return _fail(args, exc)
-    _print(args, w, _hook_text(w))
-    return 0
+async def _wh_create(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    raw: dict[str, Any] = {"url": args.url, "description": args.description or ""}
+    if args.event:
+        raw["events"] = args.event
+    w = await endpoints.create_webhook(store, args.tenant_id, parse(endpoints.WebhookCreate, raw))
+    return w, (f"created webhook {w['id']} -> {w['url']}\nsigning secret: {w['secret']}\n"
+               "This is the only time the secret is shown: copy it now.")
 
 
-async def _wh_update(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        raw: dict[str, Any] = {}
-        if args.url is not None:
-            raw["url"] = args.url
-        if args.all_events:
-            raw["events"] = None
-        elif args.event:
-            raw["events"] = args.event
-        if args.enabled is not None:
-            raw["enabled"] = args.enabled == "on"
-        if args.description is not None:
-            raw["description"] = args.description
-        if not raw:
-            raise AdminError(400, "validation_error", "nothing to update: give at least one option")
-        w = await endpoints.update_webhook(store, args.tenant_id, args.webhook_id, parse(endpoints.WebhookUpdate, raw))
-    except AdminError as exc:
-        return _fail(args, exc)
-    _print(args, w, _hook_text(w))
-    return 0
+async def _wh_list(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    hooks = await endpoints.list_webhooks(store, args.tenant_id)
+    return hooks, "\n".join(_hook_text(w) for w in hooks) or "no webhooks"
 
 
-async def _wh_delete(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        await endpoints.delete_webhook(store, args.tenant_id, args.webhook_id)
-    except AdminError as exc:
-        return _fail(args, exc)
-    _print(args, {"id": args.webhook_id, "deleted": True}, f"deleted webhook {args.webhook_id}")
-    return 0
+async def _wh_show(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    w = await endpoints.get_webhook(store, args.tenant_id, args.webhook_id)
+    return w, _hook_text(w)
 
 
-async def _wh_rotate(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        w = await endpoints.rotate_secret(store, args.tenant_id, args.webhook_id)
-    except AdminError as exc:
-        return _fail(args, exc)
-    _print(args, w, f"new signing secret for {w['id']}: {w['secret']}\nThe old secret no longer signs deliveries.")
-    return 0
+async def _wh_update(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    raw: dict[str, Any] = {}
+    if args.url is not None:
+        raw["url"] = args.url
+    if args.all_events:
+        raw["events"] = None
+    elif args.event:
+        raw["events"] = args.event
+    if args.enabled is not None:
+        raw["enabled"] = args.enabled == "on"
+    if args.description is not None:
+        raw["description"] = args.description
+    if not raw:
+        raise AdminError(400, "validation_error", "nothing to update: give at least one option")
+    w = await endpoints.update_webhook(store, args.tenant_id, args.webhook_id, parse(endpoints.WebhookUpdate, raw))
+    return w, _hook_text(w)
 
 
-async def _wh_deliveries(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        page = await endpoints.list_deliveries(store, args.tenant_id, args.webhook_id, status=args.status,
-                                               limit=page_limit(args.limit), cursor=args.cursor)
-    except AdminError as exc:
-        return _fail(args, exc)
+async def _wh_delete(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    await endpoints.delete_webhook(store, args.tenant_id, args.webhook_id)
+    return {"id": args.webhook_id, "deleted": True}, f"deleted webhook {args.webhook_id}"
+
+
+async def _wh_rotate(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    w = await endpoints.rotate_secret(store, args.tenant_id, args.webhook_id)
+    return w, f"new signing secret for {w['id']}: {w['secret']}\nThe old secret no longer signs deliveries."
+
+
+async def _wh_deliveries(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    page = await endpoints.list_deliveries(store, args.tenant_id, args.webhook_id, status=args.status,
+                                           limit=page_limit(args.limit), cursor=args.cursor)
     lines = [f"{d['id']}\t{d['sequence']}\t{d['event_type']}\t{d['status']}\tattempts={d['attempts']}\t"
              f"last_error={d['last_error'] or '-'}\tnext={d['next_attempt_at'] or '-'}" for d in page["data"]]
     if page["next_cursor"]:
         lines.append(f"more: --cursor {page['next_cursor']}")
-    _print(args, page, "\n".join(lines) or "no deliveries")
-    return 0
+    return page, "\n".join(lines) or "no deliveries"
 
 
-async def _wh_retry(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    try:
-        d = await endpoints.retry_delivery(store, args.tenant_id, args.webhook_id, args.delivery_id)
-    except AdminError as exc:
-        return _fail(args, exc)
-    _print(args, d, f"delivery {d['id']} will be attempted again now")
-    return 0
+async def _wh_retry(args: argparse.Namespace, store: Store) -> tuple[Any, str]:
+    d = await endpoints.retry_delivery(store, args.tenant_id, args.webhook_id, args.delivery_id)
+    return d, f"delivery {d['id']} will be attempted again now"
 
 
 def add_commands(sub: Any) -> None:
@@ -206,12 +191,12 @@ def add_commands(sub: Any) -> None:
 
 COMMANDS: dict[tuple[str, str | None], Command] = {
     ("events", None): _events,
-    ("webhooks", "create"): _wh_create,
-    ("webhooks", "list"): _wh_list,
-    ("webhooks", "show"): _wh_show,
-    ("webhooks", "update"): _wh_update,
-    ("webhooks", "delete"): _wh_delete,
-    ("webhooks", "rotate-secret"): _wh_rotate,
-    ("webhooks", "deliveries"): _wh_deliveries,
-    ("webhooks", "retry"): _wh_retry,
+    ("webhooks", "create"): _command(_wh_create),
+    ("webhooks", "list"): _command(_wh_list),
+    ("webhooks", "show"): _command(_wh_show),
+    ("webhooks", "update"): _command(_wh_update),
+    ("webhooks", "delete"): _command(_wh_delete),
+    ("webhooks", "rotate-secret"): _command(_wh_rotate),
+    ("webhooks", "deliveries"): _command(_wh_deliveries),
+    ("webhooks", "retry"): _command(_wh_retry),
 }

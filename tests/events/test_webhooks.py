@@ -64,6 +64,17 @@ async def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def settled_deliveries(feed: Feed, webhook_id: str, count: int = 1) -> list[dict[str, Any]]:
+    """The endpoint's deliveries once ``count`` of them exist and all have failed for good."""
+    deadline = time.monotonic() + 30
+    while True:
+        page: list[dict[str, Any]] = (await feed.admin("GET", f"/webhooks/{webhook_id}/deliveries"))[1]["data"]
+        if len(page) == count and all(d["status"] == "failed" for d in page):
+            return page
+        assert time.monotonic() < deadline, page
+        await asyncio.sleep(0.05)
+
+
 # signatures -------------------------------------------------------------------------------------
 def test_verify_accepts_the_gateways_signature_and_rejects_everything_else() -> None:
     body = b'{"id": "evt_1"}'
@@ -178,16 +189,7 @@ async def test_exhausted_delivery_fails_flags_endpoint_and_manual_retry_recovers
     async def deliveries() -> list[dict[str, Any]]:
         return (await feed.admin("GET", f"/webhooks/{wid}/deliveries"))[1]["data"]  # type: ignore[no-any-return]
 
-    done: list[dict[str, Any]] = []
-
-    async def settled() -> bool:
-        done[:] = await deliveries()
-        return len(done) == 2 and all(d["status"] == "failed" for d in done)
-
-    deadline = time.monotonic() + 30
-    while not await settled():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    done = await settled_deliveries(feed, wid, count=2)
     assert [(d["attempts"], d["last_status"], d["last_error"]) for d in done] == [(3, 500, "HTTP 500")] * 2
     assert (await feed.admin("GET", f"/webhooks/{wid}"))[1]["failing"] is True
     assert len(receiver.requests) == 6
@@ -215,14 +217,7 @@ async def test_unreachable_and_slow_receivers_are_retried_without_leaking_the_ur
     dead = f"http://127.0.0.1:{free_port()}/hook?token=s3cr3t-in-query"
     status, hook = await feed.admin("POST", "/webhooks", {"url": dead})
     await feed.scim.create_user("nobody-listens")
-    wid = hook["id"]
-    deadline = time.monotonic() + 30
-    while True:
-        page = (await feed.admin("GET", f"/webhooks/{wid}/deliveries"))[1]["data"]
-        if page and page[0]["status"] == "failed":
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    page = await settled_deliveries(feed, hook["id"])
     assert page[0]["last_error"].startswith("connection failed") and "s3cr3t" not in json.dumps(page)
 
     slow_app = web.Application()
@@ -237,13 +232,7 @@ async def test_unreachable_and_slow_receivers_are_retried_without_leaking_the_ur
     try:
         status, hook2 = await feed.admin("POST", "/webhooks", {"url": str(server.make_url("/hook"))})
         await feed.scim.create_user("too-slow")
-        deadline = time.monotonic() + 30
-        while True:
-            page = (await feed.admin("GET", f"/webhooks/{hook2['id']}/deliveries"))[1]["data"]
-            if page and page[0]["status"] == "failed":
-                break
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        page = await settled_deliveries(feed, hook2["id"])
         assert page[0]["last_error"] == "no response within 0.3 s" and page[0]["attempts"] == 2
     finally:
         await server.close()

@@ -14,14 +14,10 @@ single writer gives the same order for free.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
-
-import orjson
+from typing import Any, Sequence
 
 from gateway.store.base import DeliveryRow, Member, OutboxEvent, ResourceRow, WebhookRow
-
-if TYPE_CHECKING:
-    from gateway.store.sql import Conn
+from gateway.store.conn import Conn, dumps as _dumps, loads as _loads
 
 _EVENT_COLS = "seq, id, type, occurred_at, source, client, data"
 _HOOK_COLS = "id, tenant_id, url, events, description, enabled, secret, cursor_seq, failing, created, updated"
@@ -30,14 +26,6 @@ _DELIVERY_COLS = (
     " next_attempt_at, lease_until, lease_token, created, completed_at"
 )
 _CHUNK = 500
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _loads(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def _event(tenant_id: str, r: Any) -> OutboxEvent:
@@ -57,8 +45,8 @@ def _delivery(r: Any) -> DeliveryRow:
 class OutboxOps:
     """Outbox, webhook endpoint and delivery statements (mixed into ``SqlOps``)."""
 
-    conn: "Conn"
-    scan_conn: "Conn"
+    conn: Conn
+    scan_conn: Conn
     row_lock: str
     # False when the gateway runs with events switched off (SCIM_GATEWAY_EVENTS_ENABLED=false).
     emitting: bool = True

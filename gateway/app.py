@@ -9,7 +9,8 @@ from typing import Any, AsyncIterator, Iterable
 import structlog
 from aiohttp import web
 
-from gateway.http import admin, portal
+from gateway.events.runtime import feed_tasks
+from gateway.http import admin, events, portal
 from gateway.http.appkeys import gateway_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
@@ -38,6 +39,7 @@ def create_app(
     app[gateway_key] = gw
     setup_routes(app)
     admin.setup_routes(app)
+    events.setup_routes(app)
     portal.setup_routes(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.cleanup_ctx.append(_lifecycle)
@@ -52,12 +54,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await gw.plugins.startup(gw)
         task = asyncio.create_task(_housekeeping(gw))
         retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
+        feed = feed_tasks(gw.store, gw.settings)
         try:
             yield
         finally:
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 t.cancel()
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             try:

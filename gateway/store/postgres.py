@@ -199,6 +199,7 @@ class PostgresStore:
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._unnest: dict[str, str | None] = {}
+        self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     def _server_settings(self) -> dict[str, str]:
         # Every pooled connection resolves unqualified table names in our schema only.
@@ -263,4 +264,8 @@ class PostgresStore:
     async def write(self) -> AsyncIterator[Tx]:
         async with self._require_pool().acquire() as conn:
             async with conn.transaction():
-                yield SqlOps(_Conn(conn, self._unnest), row_lock=_ROW_LOCK)
+                ops = SqlOps(_Conn(conn, self._unnest), row_lock=_ROW_LOCK)
+                ops.emitting = self.emit_events
+                yield ops
+                # Last, so the tenant's outbox head is the last lock taken and is held only until COMMIT.
+                await ops.flush_outbox()

@@ -226,8 +226,6 @@ def test_core_and_store_import_neither_aiohttp_nor_pluggy(module: str) -> None:
 
 
 _IDP = re.compile(r"okta|entra|azure|google|microsoft|\baad", re.IGNORECASE)
-# Modules that hard-code the built-in IdP names; each must validate against the loaded plugins instead.
-KNOWN_IDP_NAMING: dict[str, str] = {}
 
 
 def idp_names_in_code(path: Path) -> list[str]:
@@ -253,11 +251,7 @@ def idp_names_in_code(path: Path) -> list[str]:
 GATEWAY_MODULES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "gateway").rglob("*.py"))
 
 
-@pytest.mark.parametrize(
-    "module",
-    [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=KNOWN_IDP_NAMING[m])) if m in KNOWN_IDP_NAMING else m
-     for m in GATEWAY_MODULES],
-)
+@pytest.mark.parametrize("module", GATEWAY_MODULES)
 def test_gateway_code_names_no_idp(module: str) -> None:
     assert idp_names_in_code(ROOT / module) == []
 

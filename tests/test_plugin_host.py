@@ -220,3 +220,14 @@ async def test_hook_scim_startup_validates_plugin_settings(aiohttp_client: AppCl
     with pytest.raises(ValueError, match="unknown plugin"):  # a misspelt plugin name is not silently ignored
         await aiohttp_client(build_app(tmp_path / "c.db", plugins=[("configured", Configured())],
                                        plugin_config={"configurd": {"page_size": "5"}}))
+
+
+def test_installed_idps_lists_entry_points_without_building_a_plugin_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.plugin_manager as pm
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("installed_idps() must not build a plugin manager")
+
+    monkeypatch.setattr(pm, "PluginHost", refuse)
+    names = pm.installed_idps()
+    assert {"okta", "entra", "generic"} <= set(names) and names[-3:] == ["entra", "generic", "okta"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.store.base import Member
-from gateway.store.conn import Conn
+from gateway.store.conn import Conn, in_lists
 
 
 class MemberOps:
@@ -14,9 +14,7 @@ class MemberOps:
     async def members_of_groups(self, tenant_id: str, group_ids: list[str]) -> dict[str, list[Member]]:
         """Each group's members (ordered by member id, as :meth:`list_members` orders them)."""
         out: dict[str, list[Member]] = {g: [] for g in group_ids}
-        for i in range(0, len(group_ids), 500):
-            chunk = group_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(group_ids):
             rows = await self.scan_conn.fetch(
                 "SELECT m.group_id, m.member_id, m.member_type, COALESCE(u.display_name, u.user_name, g.display_name)"
                 " FROM group_members m"

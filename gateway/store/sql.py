@@ -17,7 +17,7 @@ from gateway.store.base import (
     ResourceRow,
     TenantRow,
 )
-from gateway.store.conn import Conn as Conn, dumps, loads
+from gateway.store.conn import Conn as Conn, dumps, in_lists, loads
 from gateway.store.members import MemberOps
 from gateway.store.outbox import OutboxOps
 from gateway.store.portal import PortalOps
@@ -287,9 +287,7 @@ class SqlOps(OutboxOps, PortalOps, SchemaOps, MemberOps):
 
     async def groups_of_users(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {u: [] for u in user_ids}
-        for i in range(0, len(user_ids), 500):
-            chunk = user_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(user_ids):
             rows = await self.conn.fetch(
                 "SELECT m.member_id, g.id, g.display_name FROM group_members m"
                 " JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id"

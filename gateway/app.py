@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.clock import format_time
 from gateway.core.errors import ScimError
 from gateway.core.service import ScimService
+from gateway.http import limits
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
@@ -39,6 +40,8 @@ class Gateway:
             base_url=settings.scim_url,
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
+            max_filter_depth=settings.max_filter_depth,
+            max_elements=settings.max_elements_per_request,
         )
         # Roles first, so the provisioning event describes the change with its roles already applied.
         self.service.listeners.append(roles.role_listener)
@@ -96,8 +99,10 @@ def create_app(
     settings = settings or Settings.from_env()
     host = PluginHost(plugins, load_entrypoints=load_entrypoints)
     gw = Gateway(settings, store or open_store(settings.database), host)
-    app = web.Application(middlewares=[edge_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[edge_middleware, limits.request_checks], client_max_size=settings.max_body_bytes,
+                          handler_args=limits.handler_args(settings))
     app[gateway_key] = gw
+    limits.setup(app, settings)
     setup_routes(app)
     _setup_optional(app)
     app.router.add_route("*", "/{tail:.*}", not_found)

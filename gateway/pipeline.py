@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.core import discovery
 from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
+from gateway.core.limits import check_operations
 from gateway.core.schema import SEARCH_REQUEST_SCHEMA, ResourceType
 from gateway.core.service import Result, list_params
 from gateway.types import Client, ScimRequest
@@ -196,6 +197,7 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
             attributes=params.attributes, excluded=params.excluded,
         )
     ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
+    check_operations(ops, gw.settings.max_patch_operations)  # as the client sent them, before any plugin splits one
     if isinstance(ops, list):
         hooks.scim_normalize_patch(client=client, request=request, operations=ops)
     return await svc.patch(

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from gateway.core.errors import ScimError
 from gateway.http.appkeys import gateway_key
+from gateway.http.limits import guard_key, read_json
 from gateway.identity import management, sso
 
 PREFIX = "/api/v1"
@@ -45,8 +46,11 @@ def _authorize(request: web.Request) -> None:
     if not expected:
         raise AdminApiError("the admin API is disabled: no admin token is configured (SCIM_GATEWAY_ADMIN_TOKEN)",
                             status=401, scim_type="unauthorized")
+    guard = request.app[guard_key]
+    guard.check_address(request)
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+        guard.auth_failed(request)
         raise AdminApiError("send 'Authorization: Bearer <admin token>'", status=401, scim_type="unauthorized")
 
 
@@ -68,7 +72,10 @@ def _route(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
 
 
 async def _body(request: web.Request, model: type[Any], *, read_only_check: bool = False) -> Any:
-    raw = await request.read()
+    try:
+        _, raw = await read_json(request, request.app[gateway_key].settings)
+    except ScimError as exc:  # rendered as {"error", "detail"} with the same status
+        raise AdminApiError(exc.detail, status=exc.status, scim_type="validation_error" if exc.status == 400 else None) from None
     if not raw.strip():
         raise management.AdminError(400, "invalid_json", "a JSON object body is required")
     if read_only_check:

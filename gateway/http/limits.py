@@ -231,14 +231,36 @@ async def read_json(request: web.Request, settings: Settings) -> tuple[Any, byte
 
 
 # -- path and query -------------------------------------------------------------------------------
+_PORTAL_LOGIN = "/portal/login"
+
+
+def _credentialed(request: web.Request) -> bool:
+    """Requests the failed-authentication throttle watches here (SCIM keys are watched in ``scim.py``)."""
+    return request.path.startswith("/api/") or (request.method == "POST" and request.path == _PORTAL_LOGIN)
+
+
 @web.middleware
 async def request_checks(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """NUL and lone surrogates in the path or query are the same 400 on every backend (and every endpoint)."""
+    """NUL and lone surrogates in the path or query are the same 400 on every backend (and every endpoint);
+    the admin API and the portal sign-in are throttled per address after failed authentications."""
     check_text(request.path, "the request path")
     for k, v in request.query.items():
         check_text(k, "a query parameter name")
         check_text(v, f"query parameter {k[:40]!r}")
-    return await handler(request)
+    if not _credentialed(request):
+        return await handler(request)
+    guard = request.app[guard_key]
+    if request.path.startswith("/api/"):
+        guard.check_address(request)  # the portal's own limiter hook answers its 429 page
+    try:
+        response = await handler(request)
+    except ScimError as exc:
+        if exc.status == 401:
+            guard.auth_failed(request)
+        raise
+    if response.status == 401:
+        guard.auth_failed(request)
+    return response
 
 
 # -- server limits --------------------------------------------------------------------------------
@@ -318,5 +340,18 @@ def handler_args(settings: Settings) -> dict[str, Any]:
 
 def setup(app: web.Application, settings: Settings) -> None:
     """Install the guard and the server limits on ``app`` (from ``create_app``)."""
-    app[guard_key] = RequestGuard(settings)
+    guard = app[guard_key] = RequestGuard(settings)
     _install_server(app, settings)
+    try:
+        from gateway.http.portal import login_limiter_key
+    except ImportError:
+        return
+
+    async def portal_login_limiter(request: web.Request) -> float | None:
+        try:
+            guard.check_address(request)
+        except TooManyRequestsError as exc:
+            return float(exc.headers["Retry-After"])
+        return None
+
+    app[login_limiter_key] = portal_login_limiter

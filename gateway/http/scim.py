@@ -9,17 +9,17 @@ import orjson
 from aiohttp import web
 
 from gateway import pipeline
+from gateway.core import routes
 from gateway.core.errors import (
     ForbiddenError,
-    InvalidSyntaxError,
     NotFoundError,
-    PayloadTooLargeError,
     ScimError,
     UnauthorizedError,
 )
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
 from gateway.http.limits import guard_key, read_json
-from gateway.identity.tenants import authenticate
+from gateway.identity.tenants import authenticate, plugin_tenant
+from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
 
 SCIM_CONTENT_TYPE = "application/scim+json"
@@ -47,7 +47,7 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def _tenant_for(request: web.Request) -> Any:
+async def _tenant_for(request: web.Request) -> TenantRow:
     """Authenticate the tenant's API key; every failure is the same 401 so nothing leaks."""
     gw = request.app[gateway_key]
     tenant_id = request.match_info["tenant_id"]
@@ -74,8 +74,6 @@ async def _json_body(request: web.Request) -> Any:
     if not request.can_read_body:
         return None
     gw = request.app[gateway_key]
-    if request.content_length is not None and request.content_length > gw.settings.max_body_bytes:
-        raise PayloadTooLargeError(f"request body exceeds {gw.settings.max_body_bytes} bytes (setting max_body_bytes)")
     ctype = request.content_type.lower()
     if ctype and ctype not in _JSON_TYPES:
         raise ScimError(f"unsupported Content-Type {ctype[:60]!r}; send application/scim+json", status=415)
@@ -88,20 +86,20 @@ async def scim_handler(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant_for(request)
     body = await _json_body(request)
     path = "/" + request.match_info.get("tail", "")
-    parts = [p for p in path.split("/") if p]
+    route = routes.match(path)
     sreq = ScimRequest(
         method=request.method,
         path=path,
-        resource_type={"users": "User", "groups": "Group"}.get(parts[0].lower()) if parts else None,
-        resource_id=parts[1] if len(parts) == 2 and not parts[1].startswith(".") else None,
+        resource_type=route.resource_type if route else None,
+        resource_id=route.resource_id if route else None,
         query=dict(request.query),
         headers={k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"},
         body=body,
-        tenant=tenant,
+        tenant=plugin_tenant(tenant),
         request_id=request[request_id_key],
     )
     request[scim_request_key] = sreq
-    outcome = await pipeline.handle(gw, sreq)
+    outcome = await pipeline.handle(gw, sreq, tenant)
     request[client_key] = outcome.client
     request[outcome_key] = outcome
     return scim_response(outcome.status, outcome.body, outcome.headers)

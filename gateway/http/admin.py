@@ -34,7 +34,7 @@ from gateway.identity import management, sso
 
 PREFIX = "/api/v1"
 # Tenant settings only the operator may change: the tenant's label and the storage it may use.
-_OPERATOR_FIELDS = ("name", "activity_retention")
+_OPERATOR_FIELDS = ("name", "activity_retention", "rate_limit")
 
 __all__ = ["AdminApiError", "Handler", "PREFIX", "Principal", "admin_route", "authorize", "principal_key", "setup_routes"]
 

@@ -34,14 +34,14 @@ from aiohttp.web_server import Server
 
 from gateway.core.errors import InvalidSyntaxError, InvalidValueError, PayloadTooLargeError, ScimError
 from gateway.core.limits import check_json, check_text
+from gateway.identity.management import RATE_BURST as TENANT_BURST
+from gateway.identity.management import RATE_PER_SECOND as TENANT_RATE
 from gateway.settings import Settings
 from gateway.store.base import TenantRow
 
 log = structlog.get_logger("scim_gateway.limits")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _UTF8 = ("utf-8", "utf8")
-TENANT_RATE = "rate_limit_per_second"  # per-tenant overrides, in the tenant's settings
-TENANT_BURST = "rate_limit_burst"
 _MAX_TRACKED = 100_000  # keys and addresses remembered at most (oldest forgotten first)
 
 

@@ -88,7 +88,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             error = ScimError("the client closed the connection", status=499)
             raise
         except Exception:
-            log.exception("unhandled_error", path=request.path)
+            log.exception("unhandled_error", path=activity.redact(request.path))
             error = ScimError(f"internal server error (request id {rid})", status=500)
             response = _error_response(500, error.to_body(), request)
         if error is not None:
@@ -103,7 +103,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=activity.redact(request.path),  # a key pasted into a URL never reaches the log
             status=status,
             tenant=tenant.id if tenant else request.match_info.get("tenant_id"),
             client=request.get(client_key),

@@ -18,6 +18,7 @@ from gateway.core.errors import (
 )
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
 from gateway.http.limits import guard_key, read_json
+from gateway.identity.activity import redact
 from gateway.identity.tenants import authenticate, plugin_tenant
 from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
@@ -106,7 +107,7 @@ async def scim_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:
-    raise NotFoundError(f"no endpoint at {request.path}")
+    raise NotFoundError(f"no endpoint at {redact(request.path)[:200]}")
 
 
 def constant_time_equals(a: str, b: str) -> bool:

@@ -59,9 +59,14 @@ async def test_rate_limit_per_key_answers_429_with_retry_after(aiohttp_client: C
 
 async def test_rate_limit_per_tenant_override(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
     scim = await _scim(aiohttp_client, tmp_path, rate_limit_per_second=1000, rate_limit_burst=1000)
-    async with scim.gateway.store.write() as tx:
-        await tx.update_tenant(scim.tenant.id, settings={"rate_limit_per_second": 0.5, "rate_limit_burst": 2})
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    resp = await scim.client.patch(f"/api/v1/tenants/{scim.tenant.id}", json={"rate_limit": {"per_second": 0.5, "burst": 2}},
+                                   headers=admin)
+    assert resp.status == 200 and (await resp.json())["rate_limit"] == {"per_second": 0.5, "burst": 2}
     assert [(await scim.get("/Users"))[0] for _ in range(3)] == [200, 200, 429]
+    resp = await scim.client.patch(f"/api/v1/tenants/{scim.tenant.id}", json={"rate_limit": {"per_second": 0}}, headers=admin)
+    assert resp.status == 200
+    assert {(await scim.get("/Users"))[0] for _ in range(5)} == {200}  # 0: no limit for this tenant
 
 
 async def test_rate_limit_off_with_zero(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
@@ -272,3 +277,35 @@ async def test_member_values_with_surrogates_are_400(scim: ScimClient) -> None:
     assert status == 400 and err["scimType"] == "invalidPath"
     status, err, _ = await scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "x\u0000"})
     assert status == 400 and err["scimType"] == "invalidValue"
+
+
+async def test_portal_login_failures_throttled_per_address(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    public = "https://scim.example.test"
+    scim = await _scim(aiohttp_client, tmp_path, auth_failure_limit=3)
+    c = scim.client
+    origin = {"Origin": public}
+    for _ in range(3):
+        resp = await c.post("/portal/login", data={"token": "wrong"}, headers=origin, allow_redirects=False)
+        assert resp.status == 401
+    resp = await c.post("/portal/login", data={"token": ADMIN}, headers=origin, allow_redirects=False)
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+    # the admin API shares the address's cool-down: a token guessed in the portal is not retried there
+    resp = await c.get("/api/v1/tenants", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert resp.status == 429
+
+
+async def test_successful_admin_calls_are_not_counted(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    scim = await _scim(aiohttp_client, tmp_path, auth_failure_limit=2)
+    for _ in range(10):
+        resp = await scim.client.get("/api/v1/tenants", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert resp.status == 200
+    assert {(await scim.get("/Users"))[0] for _ in range(10)} == {200}
+
+
+async def test_key_in_url_path_never_reaches_the_request_log(scim: ScimClient) -> None:
+    with capture_logs() as logs:
+        status, _, _ = await scim.get(f"/Users/{scim.key}")
+        await scim.client.get(f"/nowhere/{scim.key}")
+    assert status == 404
+    lines = [e for e in logs if e["event"] == "request"]
+    assert len(lines) == 2 and all(scim.key not in e["path"] and "[redacted]" in e["path"] for e in lines)

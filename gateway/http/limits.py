@@ -115,11 +115,12 @@ class RequestGuard:
 
     # per API key
     def limits_for(self, tenant: TenantRow | None) -> tuple[float, float]:
-        rate, burst = self.settings.rate_limit_per_second, float(self.settings.rate_limit_burst)
+        rate, burst = float(self.settings.rate_limit_per_second), float(self.settings.rate_limit_burst)
         if tenant is not None:
-            rate = _number(tenant.settings.get(TENANT_RATE)) if TENANT_RATE in tenant.settings else rate  # type: ignore[assignment]
-            burst = _number(tenant.settings.get(TENANT_BURST)) or burst
-        return (rate or 0.0), max(burst, 1.0)
+            own_rate, own_burst = _number(tenant.settings.get(TENANT_RATE)), _number(tenant.settings.get(TENANT_BURST))
+            rate = rate if own_rate is None else own_rate
+            burst = own_burst or burst
+        return rate, max(burst, 1.0)
 
     def admit_key(self, key_id: str, tenant: TenantRow | None) -> None:
         """Take one token from the key's bucket, or raise 429 saying when the next one is due."""

@@ -21,7 +21,8 @@ from gateway.core.errors import (
     ScimError,
     UniquenessError,
 )
-from gateway.core.filter import And, Compare, parse_filter
+from gateway.core.extensions import SchemaCache, TenantTypes
+from gateway.core.filter import And, AttrPath, Compare, parse_filter
 from gateway.core.limits import check_elements, count_elements
 from gateway.core.paging import ListParams, PagingWalks, decode_cursor, encode_cursor, list_params
 from gateway.core.patch import MemberChanges, apply_patch, member_matches
@@ -39,13 +40,15 @@ from gateway.store.base import Member, Query, ResourceRow, Store, StoreConflict,
 from gateway.types import Change
 
 NOT_MODIFIED = 304
+# context key: the attributes a write ignored (unknown to the schema, or readOnly), for the activity log
+IGNORED_KEY = "ignored_attributes"
 
 
 class Listener(Protocol):
     """Called inside the write transaction of every change (roles, activity log).
 
     ``context`` carries what the change was: ``client`` and ``request`` always; ``before_data`` and
-    ``after_data`` (stored documents) for PUT and PATCH; ``member_delta`` (:class:`MemberDelta`) when
+    ``after_data`` (stored documents) and ``before_roles`` (stored roles) for PUT and PATCH; ``member_delta`` (:class:`MemberDelta`) when
     a group's membership rows changed; ``before`` (the full old document) for DELETE.
     """
 
@@ -64,13 +67,14 @@ class Result:
 class MemberDelta:
     """What a group write did to its membership rows, handed to listeners as ``context["member_delta"]``.
 
-    ``added`` are the ids asked for when at least one row was inserted (re-adding an existing member
-    is harmless to listeners); ``removed`` are exactly the ids whose rows were deleted.
+    ``added`` are exactly the ids whose rows were inserted (re-adding an existing member adds nothing);
+    ``removed`` are exactly the ids whose rows were deleted.
     """
 
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     inserted: bool = False
+    types: dict[str, str] = field(default_factory=dict)  # member id -> "User"/"Group", for the added ones
 
     @property
     def changed(self) -> bool:
@@ -137,6 +141,11 @@ class ScimService:
         self.listeners: list[Listener] = []
         self.types = {"User": user_type(), "Group": group_type()}
         self.walks = PagingWalks()
+        self.schemas = SchemaCache(store)
+
+    async def types_for(self, tenant: TenantRow) -> TenantTypes:
+        """The resource types ``tenant`` is served with: the built-in ones plus its declared extensions."""
+        return await self.schemas.types_for(tenant)
 
     # documents -------------------------------------------------------------------------
     def location(self, tenant_id: str, rtype: ResourceType, rid: str) -> str:
@@ -240,6 +249,8 @@ class ScimService:
         return old
 
     async def _save(self, tx: Tx, tenant_id: str, rtype: ResourceType, row: ResourceRow, *, new: bool) -> None:
+        if rtype.unique:
+            await self._check_unique(tx, tenant_id, rtype, row)
         try:
             if rtype.name == "User":
                 await (tx.insert_user if new else tx.update_user)(tenant_id, row)
@@ -247,6 +258,26 @@ class ScimService:
                 await (tx.insert_group if new else tx.update_group)(tenant_id, row)
         except StoreConflict as exc:
             raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+
+    async def _check_unique(self, tx: Tx, tenant_id: str, rtype: ResourceType, row: ResourceRow) -> None:
+        """RFC 7643 §2.1 ``uniqueness`` of declared extension attributes, within the tenant.
+
+        ``global`` is checked like ``server``: other tenants' values are neither compared nor revealed.
+        The tenant row is locked first so that concurrent writers (other processes on PostgreSQL)
+        check and write one after the other.
+        """
+        await tx.lock_tenant(tenant_id)
+        for urn, attr in rtype.unique:
+            ext = row.data.get(urn)
+            value = ext.get(attr.name) if isinstance(ext, dict) else None
+            if value is None or isinstance(value, (dict, list)):
+                continue
+            node = Compare(AttrPath(urn, attr.name), "eq", value)
+            where, params = compile_filter(node, rtype, self.store.dialect)  # type: ignore[arg-type]
+            q = Query(where=f"({where}) AND r.id <> ?", params=[*params, row.id], limit=1, count_total=False)
+            page = await (tx.query_users if rtype.name == "User" else tx.query_groups)(tenant_id, q)
+            if page.rows:
+                raise UniquenessError(f"'{urn}:{attr.name}' must be unique: another {rtype.name} has this value")
 
     async def _get_row(self, reader: Any, tenant_id: str, rtype: ResourceType, rid: str) -> ResourceRow:
         row = await (reader.get_user if rtype.name == "User" else reader.get_group)(tenant_id, rid)
@@ -352,6 +383,8 @@ class ScimService:
         row = ResourceRow(id=str(uuid.uuid4()), data=prepared.data, version=1, created=ts, last_modified=ts)
         ctx = context if context is not None else {}
         ctx.setdefault("request_body", body)
+        if prepared.ignored:
+            ctx[IGNORED_KEY] = list(prepared.ignored)
         async with self._writing(tenant.id) as tx:
             flt = correlation(prepared.data) if correlation else None
             if flt:
@@ -362,7 +395,8 @@ class ScimService:
                     raise UniquenessError(f"a {rtype.name} matching {flt} already exists")
             await self._save(tx, tenant.id, rtype, row, new=True)
             if prepared.members:
-                await self._add_members(tx, tenant.id, row.id, prepared.members, MemberDelta())
+                ctx["member_delta"] = delta = MemberDelta()
+                await self._add_members(tx, tenant.id, row.id, prepared.members, delta)
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, row.id, "created", row.version, doc)
             await self._notify(tx, tenant, change, ctx)
@@ -387,6 +421,8 @@ class ScimService:
             if isinstance(body.get("id"), str) and body["id"] != rid:
                 raise InvalidValueError(f"body id {body['id']!r} does not match the URL's {rid!r}", scim_type="mutability")
             prepared = await _off_loop(body, prepare_write, body, rtype, existing=old.data)
+            if prepared.ignored:
+                ctx[IGNORED_KEY] = list(prepared.ignored)
             row = ResourceRow(
                 id=rid,
                 data=prepared.data,
@@ -403,7 +439,7 @@ class ScimService:
                 ctx["member_delta"] = delta
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
-            ctx.update(before_data=old.data, after_data=row.data)
+            ctx.update(before_data=old.data, after_data=row.data, before_roles=old.roles)
             await self._notify(tx, tenant, change, ctx)
         return Result(200, self._project(doc, rtype, attributes, excluded), {"ETag": etag(row.version)}, [change])
 
@@ -425,6 +461,8 @@ class ScimService:
         async with self._writing(tenant.id) as tx:
             old = await self._current(tx, tenant.id, rtype, rid, if_match)
             outcome = await _off_loop(body, apply_patch, old.data, operations, rtype, resource_id=rid)
+            if outcome.ignored:
+                ctx[IGNORED_KEY] = list(outcome.ignored)
             delta = MemberDelta()
             if outcome.members is not None:
                 delta = await self._apply_member_changes(tx, tenant.id, rid, outcome.members)
@@ -450,7 +488,7 @@ class ScimService:
             changes: list[Change] = []
             if outcome.changed or members_changed:
                 change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
-                ctx.update(before_data=old.data, after_data=row.data, member_delta=delta)
+                ctx.update(before_data=old.data, after_data=row.data, member_delta=delta, before_roles=old.roles)
                 await self._notify(tx, tenant, change, ctx)
                 changes.append(change)
         headers = {"ETag": etag(row.version)}
@@ -482,9 +520,11 @@ class ScimService:
 
     async def _add_members(self, tx: Tx, tenant_id: str, gid: str, members: list[dict[str, Any]], delta: MemberDelta) -> None:
         rows = await self._check_members(tx, tenant_id, members)
-        if await tx.add_members(tenant_id, gid, rows):
-            delta.added += [m.value for m in rows]
+        inserted = await tx.insert_members(tenant_id, gid, rows)
+        if inserted:
+            delta.added += inserted
             delta.inserted = True
+            delta.types.update({m.value: m.type for m in rows})
 
     async def delete(
         self,
@@ -501,6 +541,7 @@ class ScimService:
             before = self.document(tenant.id, rtype, old)
             change = Change(tenant.id, rtype.name, rid, "deleted", old.version, None)
             ctx["before"] = before
+            ctx["before_roles"] = old.roles
             # Listeners run before the rows go, so they can still read memberships to recompute roles.
             await self._notify(tx, tenant, change, ctx)
             if rtype.name == "User":

@@ -19,6 +19,9 @@ Routes::
     GET        /api/v1/tenants/{tenant_id}/activity?type=&limit=&cursor=
     GET        /api/v1/tenants/{tenant_id}/activity/health      last request, errors over 24 hours
     POST       /api/v1/tenants/{tenant_id}/sso/sign-in          operator only
+    GET        /api/v1/tenants/{tenant_id}/schemas
+    GET/PUT    /api/v1/tenants/{tenant_id}/schemas/{urn}
+    DELETE     /api/v1/tenants/{tenant_id}/schemas/{urn}?force=true
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from gateway.http.access import AdminApiError, Handler, Principal, admin_route, authorize, principal_key
 from gateway.core.errors import ScimError
+from gateway.http.access import AdminApiError, Handler, Principal, admin_route, authorize, principal_key
 from gateway.http.appkeys import gateway_key
 from gateway.http.limits import read_json
-from gateway.identity import management, sso
+from gateway.identity import extensions, management, sso
 
 PREFIX = "/api/v1"
 # Tenant settings only the operator may change: the tenant's label and the storage it may use.
@@ -40,11 +43,17 @@ _OPERATOR_FIELDS = ("name", "activity_retention", "rate_limit")
 __all__ = ["AdminApiError", "Handler", "PREFIX", "Principal", "admin_route", "authorize", "principal_key", "setup_routes"]
 
 
-async def _body(request: web.Request, model: type[Any], *, read_only_check: bool = False) -> Any:
+async def _read(request: web.Request) -> bytes:
+    """The JSON body as UTF-8 bytes, checked for size, read time, depth, NUL and charset (b"" when empty)."""
     try:
-        _, raw = await read_json(request, request.app[gateway_key].settings)  # size, time, depth, NUL, charset
+        _, raw = await read_json(request, request.app[gateway_key].settings)
     except ScimError as exc:  # rendered as {"error", "detail"} with the same status
         raise AdminApiError(exc.detail, status=exc.status, scim_type="validation_error" if exc.status == 400 else None) from None
+    return raw
+
+
+async def _body(request: web.Request, model: type[Any], *, read_only_check: bool = False) -> Any:
+    raw = await _read(request)
     if not raw.strip():
         raise management.AdminError(400, "invalid_json", "a JSON object body is required")
     if read_only_check:
@@ -90,7 +99,7 @@ async def update_tenant(request: web.Request) -> Any:
 
 
 async def create_portal_link(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await _read(request)
     body = management.parse(management.PortalLinkCreate, raw if raw.strip() else b"{}")
     link = await management.create_portal_link(_store(request), request.match_info["tenant_id"], body,
                                                request.app[gateway_key].settings.base_url())
@@ -143,6 +152,38 @@ async def sign_in(request: web.Request) -> Any:
     return web.json_response(decision.body, status=decision.status)
 
 
+# custom schema extensions ------------------------------------------------------------------------
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0", ""):
+        raise management.AdminError(400, "validation_error", f"{name} must be true or false, not {raw[:20]!r}")
+    return raw in ("true", "1")
+
+
+async def list_schemas(request: web.Request) -> Any:
+    return {"schemas": await extensions.list_schemas(_store(request), request.match_info["tenant_id"], _scim_url(request))}
+
+
+async def get_schema(request: web.Request) -> Any:
+    return await extensions.get_schema(_store(request), request.match_info["tenant_id"], request.match_info["urn"],
+                                       _scim_url(request))
+
+
+async def put_schema(request: web.Request) -> Any:
+    raw = await _read(request)
+    if not raw.strip():
+        raise management.AdminError(400, "invalid_json", "a JSON object body is required: an RFC 7643 §7 schema")
+    status, view = await extensions.put_schema(_store(request), request.match_info["tenant_id"],
+                                               request.match_info["urn"], raw, _scim_url(request))
+    return web.json_response(view, status=status)
+
+
+async def delete_schema(request: web.Request) -> Any:
+    await extensions.delete_schema(_store(request), request.match_info["tenant_id"], request.match_info["urn"],
+                                   force=_flag(request, "force"))
+    return web.Response(status=204)
+
+
 def setup_routes(app: web.Application) -> None:
     """Register the admin API (called by ``create_app``)."""
     t = PREFIX + "/tenants/{tenant_id}"
@@ -160,3 +201,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(t + "/activity", admin_route(list_activity), allow_head=False)
     r.add_get(t + "/activity/health", admin_route(activity_health), allow_head=False)
     r.add_post(t + "/sso/sign-in", admin_route(sign_in, operator_only=True))
+    r.add_get(t + "/schemas", admin_route(list_schemas), allow_head=False)
+    r.add_get(t + "/schemas/{urn}", admin_route(get_schema), allow_head=False)
+    r.add_put(t + "/schemas/{urn}", admin_route(put_schema))
+    r.add_delete(t + "/schemas/{urn}", admin_route(delete_schema))

@@ -119,12 +119,13 @@ class Server:
     logdir: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT  # `python -m` puts the working directory first on sys.path: it picks the build
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
         out = open(self.logdir / f"{self.name}.log", "wb")
         self.proc = subprocess.Popen(
-            self.cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT), start_new_session=True
+            self.cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(self.cwd), start_new_session=True
         )
         out.close()
         _RUNNING.append(self)
@@ -726,7 +727,11 @@ def gateway_server(name: str, src: Path, database: str, port: int, workdir: Path
     cmd = [sys.executable, "-m", "gateway.cli", "--database", database, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         cmd += ["--workers", str(workers)]
-    return Server(name, cmd, port, workdir, env)
+    probe = subprocess.run([sys.executable, "-c", "import gateway; print(gateway.__file__)"], cwd=src,
+                           env={**os.environ, **env}, capture_output=True, text=True)
+    if not probe.stdout.strip().startswith(str(src)):
+        raise RuntimeError(f"{name} would import {probe.stdout.strip() or probe.stderr.strip()}, not the build in {src}")
+    return Server(name, cmd, port, workdir, env, cwd=src)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,12 @@ async def store(request: Any, tmp_path: Path) -> AsyncIterator[Store]:
         await s.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def unopened_store(request: Any, tmp_path: Path) -> Store:
+    """A store on each configured backend, not yet opened: for an app whose lifecycle opens and closes it."""
+    return make_store(request.param, tmp_path)
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
     """A real `scim-gateway serve --demo` process on a free port: yields {'url', 'key'}."""
@@ -66,6 +72,8 @@ def server(tmp_path: Path) -> Any:
             info["url"] = line.split()[-1]
         if line.startswith("API key"):
             info["key"] = line.split()[-1]
+        if line.startswith("Portal link"):
+            info["portal"] = line.split()[-1]
         if line.startswith("Serving on"):
             break
     for _ in range(100):

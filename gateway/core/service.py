@@ -6,11 +6,7 @@ RFC 7643/7644 behaviour that every client gets alike. The service never names an
 
 from __future__ import annotations
 
-import base64
-import json
-import time
 import uuid
-from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
@@ -24,9 +20,11 @@ from gateway.core.errors import (
     ScimError,
     UniquenessError,
 )
-from gateway.core.filter import And, Compare, parse_filter
+from gateway.core.extensions import SchemaCache, TenantTypes
+from gateway.core.filter import And, AttrPath, Compare, parse_filter
+from gateway.core.paging import ListParams, PagingWalks, decode_cursor, encode_cursor, list_params
 from gateway.core.patch import MemberChanges, apply_patch, member_matches
-from gateway.core.projection import parse_attribute_list, project
+from gateway.core.projection import project
 from gateway.core.resource import prepare_write
 from gateway.core.schema import (
     LIST_RESPONSE_SCHEMA,
@@ -41,13 +39,15 @@ from gateway.store.base import Member, Query, ResourceRow, Store, StoreConflict,
 from gateway.types import Change
 
 NOT_MODIFIED = 304
+# context key: the attributes a write ignored (unknown to the schema, or readOnly), for the activity log
+IGNORED_KEY = "ignored_attributes"
 
 
 class Listener(Protocol):
     """Called inside the write transaction of every change (roles, activity log).
 
     ``context`` carries what the change was: ``client`` and ``request`` always; ``before_data`` and
-    ``after_data`` (stored documents) for PUT and PATCH; ``member_delta`` (:class:`MemberDelta`) when
+    ``after_data`` (stored documents) and ``before_roles`` (stored roles) for PUT and PATCH; ``member_delta`` (:class:`MemberDelta`) when
     a group's membership rows changed; ``before`` (the full old document) for DELETE.
     """
 
@@ -66,29 +66,18 @@ class Result:
 class MemberDelta:
     """What a group write did to its membership rows, handed to listeners as ``context["member_delta"]``.
 
-    ``added`` are the ids asked for when at least one row was inserted (re-adding an existing member
-    is harmless to listeners); ``removed`` are exactly the ids whose rows were deleted.
+    ``added`` are exactly the ids whose rows were inserted (re-adding an existing member adds nothing);
+    ``removed`` are exactly the ids whose rows were deleted.
     """
 
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     inserted: bool = False
+    types: dict[str, str] = field(default_factory=dict)  # member id -> "User"/"Group", for the added ones
 
     @property
     def changed(self) -> bool:
         return self.inserted or bool(self.removed)
-
-
-@dataclass(slots=True)
-class ListParams:
-    filter: str | None = None
-    sort_by: str | None = None
-    sort_order: str | None = None
-    start_index: int = 1
-    count: int | None = None
-    cursor: str | None = None
-    attributes: list[str] | None = None
-    excluded: list[str] | None = None
 
 
 def etag(version: int) -> str:
@@ -99,35 +88,6 @@ def _etag_matches(header: str, version: int) -> bool:
     tags = [t.strip() for t in header.split(",")]
     current = etag(version)
     return "*" in tags or current in tags or current.removeprefix("W/") in tags
-
-
-def _int_param(name: str, raw: str | int | None, default: int | None) -> int | None:
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise InvalidValueError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def list_params(query: dict[str, Any]) -> ListParams:
-    """Read the RFC 7644 §3.4.2 query parameters (names case-insensitive)."""
-    q = {k.lower(): v for k, v in query.items()}
-    order = q.get("sortorder")
-    if order is not None and str(order).lower() not in ("ascending", "descending"):
-        raise InvalidValueError(f"sortOrder must be 'ascending' or 'descending', got {order!r}")
-    attributes = q.get("attributes")
-    excluded = q.get("excludedattributes")
-    return ListParams(
-        filter=q.get("filter") or None,
-        sort_by=q.get("sortby") or None,
-        sort_order=str(order).lower() if order else None,
-        start_index=_int_param("startIndex", q.get("startindex"), 1) or 1,
-        count=_int_param("count", q.get("count"), None),
-        cursor=q.get("cursor"),
-        attributes=attributes if isinstance(attributes, list) else parse_attribute_list(attributes),
-        excluded=excluded if isinstance(excluded, list) else parse_attribute_list(excluded),
-    )
 
 
 def _wants(name: str, attributes: list[str] | None, excluded: list[str] | None) -> bool:
@@ -158,58 +118,6 @@ def _is_point_lookup(node: Any) -> bool:
     )
 
 
-def _encode_cursor(seq: int, total: int) -> str:
-    # The cursor is a position, not server state: it never expires and any process can resume it. It
-    # carries the first page's totalResults so later pages need not count the whole result again.
-    return base64.urlsafe_b64encode(json.dumps({"s": seq, "t": total}).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded))
-        seq, total = data["s"], data["t"]
-        if not isinstance(seq, int) or not isinstance(total, int):
-            raise ValueError
-        return seq, total
-    except (ValueError, KeyError, TypeError):
-        raise InvalidValueError("cursor is not valid", scim_type="invalidCursor") from None
-
-
-class PagingWalks:
-    """Where sequential index-paging walks (startIndex/count in insertion order) have got to.
-
-    ``startIndex=N`` means OFFSET N-1, which costs O(N) per page and makes a full import O(n²); and
-    ``totalResults`` is a count over the whole result on every page. A client walking page after
-    page asks for exactly the position the previous page ended at, so this remembers, per query,
-    (next startIndex -> last seq, total) and the next page resumes from the seq like a cursor.
-    Entries die after ``ttl`` seconds and whenever this process writes to the tenant; a write in
-    another process is seen within ``ttl`` (RFC 7644 §3.4.2.4 promises no consistency across pages
-    under concurrent change anyway).
-    """
-
-    def __init__(self, *, ttl: float = 30.0, size: int = 1024) -> None:
-        self.ttl = ttl
-        self.size = size
-        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int, int]] = OrderedDict()
-
-    def get(self, key: tuple[Any, ...]) -> tuple[int, int] | None:
-        hit = self._entries.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1], hit[2]
-
-    def remember(self, key: tuple[Any, ...], seq: int, total: int) -> None:
-        self._entries[key] = (time.monotonic() + self.ttl, seq, total)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def forget_tenant(self, tenant_id: str) -> None:
-        for key in [k for k in self._entries if k[0] == tenant_id]:
-            del self._entries[key]
-
-
 class ScimService:
     """SCIM operations over a :class:`Store`, for any tenant."""
 
@@ -227,8 +135,12 @@ class ScimService:
         self.max_page_size = max_page_size
         self.listeners: list[Listener] = []
         self.types = {"User": user_type(), "Group": group_type()}
-        self.endpoints = {rt.endpoint.strip("/").lower(): rt for rt in self.types.values()}
         self.walks = PagingWalks()
+        self.schemas = SchemaCache(store)
+
+    async def types_for(self, tenant: TenantRow) -> TenantTypes:
+        """The resource types ``tenant`` is served with: the built-in ones plus its declared extensions."""
+        return await self.schemas.types_for(tenant)
 
     # documents -------------------------------------------------------------------------
     def location(self, tenant_id: str, rtype: ResourceType, rid: str) -> str:
@@ -332,6 +244,8 @@ class ScimService:
         return old
 
     async def _save(self, tx: Tx, tenant_id: str, rtype: ResourceType, row: ResourceRow, *, new: bool) -> None:
+        if rtype.unique:
+            await self._check_unique(tx, tenant_id, rtype, row)
         try:
             if rtype.name == "User":
                 await (tx.insert_user if new else tx.update_user)(tenant_id, row)
@@ -339,6 +253,26 @@ class ScimService:
                 await (tx.insert_group if new else tx.update_group)(tenant_id, row)
         except StoreConflict as exc:
             raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+
+    async def _check_unique(self, tx: Tx, tenant_id: str, rtype: ResourceType, row: ResourceRow) -> None:
+        """RFC 7643 §2.1 ``uniqueness`` of declared extension attributes, within the tenant.
+
+        ``global`` is checked like ``server``: other tenants' values are neither compared nor revealed.
+        The tenant row is locked first so that concurrent writers (other processes on PostgreSQL)
+        check and write one after the other.
+        """
+        await tx.lock_tenant(tenant_id)
+        for urn, attr in rtype.unique:
+            ext = row.data.get(urn)
+            value = ext.get(attr.name) if isinstance(ext, dict) else None
+            if value is None or isinstance(value, (dict, list)):
+                continue
+            node = Compare(AttrPath(urn, attr.name), "eq", value)
+            where, params = compile_filter(node, rtype, self.store.dialect)  # type: ignore[arg-type]
+            q = Query(where=f"({where}) AND r.id <> ?", params=[*params, row.id], limit=1, count_total=False)
+            page = await (tx.query_users if rtype.name == "User" else tx.query_groups)(tenant_id, q)
+            if page.rows:
+                raise UniquenessError(f"'{urn}:{attr.name}' must be unique: another {rtype.name} has this value")
 
     async def _get_row(self, reader: Any, tenant_id: str, rtype: ResourceType, rid: str) -> ResourceRow:
         row = await (reader.get_user if rtype.name == "User" else reader.get_group)(tenant_id, rid)
@@ -364,7 +298,7 @@ class ScimService:
             if params.sort_by:
                 raise InvalidValueError("cursor pagination cannot be combined with sortBy", scim_type="invalidCursor")
             if params.cursor:
-                query.after_seq, query.known_total = _decode_cursor(params.cursor)
+                query.after_seq, query.known_total = decode_cursor(params.cursor)
                 query.count_total = False
         else:
             query.offset = max(params.start_index, 1) - 1
@@ -402,7 +336,7 @@ class ScimService:
                 body["startIndex"] = start + 1
         body["Resources"] = resources
         if params.cursor is not None and page.rows and len(page.rows) == query.limit:
-            body["nextCursor"] = _encode_cursor(page.rows[-1].seq, total)
+            body["nextCursor"] = encode_cursor(page.rows[-1].seq, total)
         return Result(200, body)
 
     # writes ----------------------------------------------------------------------------
@@ -446,6 +380,8 @@ class ScimService:
         row = ResourceRow(id=str(uuid.uuid4()), data=prepared.data, version=1, created=ts, last_modified=ts)
         ctx = context if context is not None else {}
         ctx.setdefault("request_body", body)
+        if prepared.ignored:
+            ctx[IGNORED_KEY] = list(prepared.ignored)
         async with self._writing(tenant.id) as tx:
             flt = correlation(prepared.data) if correlation else None
             if flt:
@@ -456,7 +392,8 @@ class ScimService:
                     raise UniquenessError(f"a {rtype.name} matching {flt} already exists")
             await self._save(tx, tenant.id, rtype, row, new=True)
             if prepared.members:
-                await self._add_members(tx, tenant.id, row.id, prepared.members, MemberDelta())
+                ctx["member_delta"] = delta = MemberDelta()
+                await self._add_members(tx, tenant.id, row.id, prepared.members, delta)
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, row.id, "created", row.version, doc)
             await self._notify(tx, tenant, change, ctx)
@@ -481,6 +418,8 @@ class ScimService:
             if isinstance(body.get("id"), str) and body["id"] != rid:
                 raise InvalidValueError(f"body id {body['id']!r} does not match the URL's {rid!r}", scim_type="mutability")
             prepared = prepare_write(body, rtype, existing=old.data)
+            if prepared.ignored:
+                ctx[IGNORED_KEY] = list(prepared.ignored)
             row = ResourceRow(
                 id=rid,
                 data=prepared.data,
@@ -497,7 +436,7 @@ class ScimService:
                 ctx["member_delta"] = delta
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
-            ctx.update(before_data=old.data, after_data=row.data)
+            ctx.update(before_data=old.data, after_data=row.data, before_roles=old.roles)
             await self._notify(tx, tenant, change, ctx)
         return Result(200, self._project(doc, rtype, attributes, excluded), {"ETag": etag(row.version)}, [change])
 
@@ -518,6 +457,8 @@ class ScimService:
         async with self._writing(tenant.id) as tx:
             old = await self._current(tx, tenant.id, rtype, rid, if_match)
             outcome = apply_patch(old.data, operations, rtype, resource_id=rid)
+            if outcome.ignored:
+                ctx[IGNORED_KEY] = list(outcome.ignored)
             delta = MemberDelta()
             if outcome.members is not None:
                 delta = await self._apply_member_changes(tx, tenant.id, rid, outcome.members)
@@ -543,7 +484,7 @@ class ScimService:
             changes: list[Change] = []
             if outcome.changed or members_changed:
                 change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
-                ctx.update(before_data=old.data, after_data=row.data, member_delta=delta)
+                ctx.update(before_data=old.data, after_data=row.data, member_delta=delta, before_roles=old.roles)
                 await self._notify(tx, tenant, change, ctx)
                 changes.append(change)
         headers = {"ETag": etag(row.version)}
@@ -575,9 +516,11 @@ class ScimService:
 
     async def _add_members(self, tx: Tx, tenant_id: str, gid: str, members: list[dict[str, Any]], delta: MemberDelta) -> None:
         rows = await self._check_members(tx, tenant_id, members)
-        if await tx.add_members(tenant_id, gid, rows):
-            delta.added += [m.value for m in rows]
+        inserted = await tx.insert_members(tenant_id, gid, rows)
+        if inserted:
+            delta.added += inserted
             delta.inserted = True
+            delta.types.update({m.value: m.type for m in rows})
 
     async def delete(
         self,
@@ -594,6 +537,7 @@ class ScimService:
             before = self.document(tenant.id, rtype, old)
             change = Change(tenant.id, rtype.name, rid, "deleted", old.version, None)
             ctx["before"] = before
+            ctx["before_roles"] = old.roles
             # Listeners run before the rows go, so they can still read memberships to recompute roles.
             await self._notify(tx, tenant, change, ctx)
             if rtype.name == "User":

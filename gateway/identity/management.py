@@ -14,12 +14,15 @@ from typing import Annotated, Any, Callable, Collection, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from gateway.clock import now
-from gateway.identity import activity, roles, tenants
+from datetime import datetime, timedelta, timezone
+
+from gateway.clock import format_time, now
+from gateway.events.outbox import USER_ROLES_CHANGED, emit_roles_changed, user_event
+from gateway.identity import activity, portal_access, roles, tenants
 from gateway.identity.roles import RoleMapping, RoleName
 from gateway.plugin_manager import installed_idps
 from gateway.store.base import ApiKeyRow, EventRow, Query, ResourceRow, Store, TenantRow
-from gateway.store.rows import primary_email
+from gateway.store.rows import fold, primary_email
 
 ScimUrl = Callable[[str], str]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -92,6 +95,10 @@ class TenantUpdate(StrictModel):
 
 class ApiKeyCreate(StrictModel):
     name: Name
+
+
+class PortalLinkCreate(StrictModel):
+    minutes: int = Field(portal_access.DEFAULT_LINK_MINUTES, ge=1, le=portal_access.MAX_LINK_MINUTES)
 
 
 class RolesUpdate(StrictModel):
@@ -278,11 +285,14 @@ async def update_tenant(
         scim_on = fields.get("scim_enabled", t.scim_enabled)
         mapping_changed = "role_mapping" in fields and fields["role_mapping"] != roles.mapping_of(t).model_dump()
         turned_on = scim_on and not t.scim_enabled
+        recomputed = 0
         if scim_on and (mapping_changed or turned_on):
-            await roles.recompute_all(tx, tenant_id, new_mapping)
+            changes: dict[str, Any] = {}
+            recomputed = await roles.recompute_all(tx, tenant_id, new_mapping, context=changes)
+            await emit_roles_changed(tx, tenant_id, changes.get(roles.ROLES_CHANGED_KEY) or {}, source="role_mapping")
         updated = await tx.get_tenant(tenant_id)
     assert updated is not None
-    return tenant_view(updated, scim_url)
+    return {**tenant_view(updated, scim_url), "roles_recomputed": recomputed}
 
 
 # api keys ---------------------------------------------------------------------------------------
@@ -309,11 +319,35 @@ async def revoke_key(store: Store, tenant_id: str, key_id: str) -> None:
         raise AdminError(404, "not_found", f"no live API key {key_id!r} in tenant {tenant_id!r}")
 
 
+# portal links -------------------------------------------------------------------------------------
+async def create_portal_link(store: Store, tenant_id: str, body: PortalLinkCreate, base_url: str) -> dict[str, Any]:
+    """A single-use link opening a portal session scoped to ``tenant_id``; ``url`` is its only copy."""
+    tenant = await require_tenant(store, tenant_id)
+    link = await portal_access.create_link(store, tenant, body.minutes)
+    return {"url": f"{base_url.rstrip('/')}/portal/link?token={link.token}", "expires_at": link.expires}
+
+
 # users and roles ----------------------------------------------------------------------------------
-async def list_users(store: Store, tenant_id: str, *, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-    """One page of the tenant's users (SCIM-provisioned and JIT alike), oldest first, with ``next_cursor``."""
+def _like(text: str) -> str:
+    escaped = fold(text.strip()).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_users(
+    store: Store, tenant_id: str, *, limit: int = 50, cursor: str | None = None, search: str | None = None
+) -> dict[str, Any]:
+    """One page of the tenant's users (SCIM-provisioned and JIT alike), oldest first, with ``next_cursor``.
+
+    ``search`` keeps users whose userName or primary email contains it, whatever its case.
+    """
     await require_tenant(store, tenant_id)
     q = Query(limit=limit, after_seq=decode_cursor(cursor) if cursor else None)
+    if search and search.strip():
+        if len(search) > 200:
+            raise AdminError(400, "validation_error", "search must be at most 200 characters")
+        pattern = _like(search)
+        q.where = "r.user_name_ci LIKE ? ESCAPE '\\' OR r.email_ci LIKE ? ESCAPE '\\'"
+        q.params = [pattern, pattern]
     async with store.read() as r:
         page = await r.query_users(tenant_id, q)
     rows = page.rows
@@ -340,11 +374,14 @@ async def set_roles(store: Store, tenant_id: str, user_id: str, body: RolesUpdat
                 "would be overwritten on the next sync or sign-in; change them in the IdP, or set the role "
                 "mapping source to 'portal' first",
             )
-        if await tx.get_user(tenant_id, user_id) is None:
+        before = await tx.get_user(tenant_id, user_id)
+        if before is None:
             raise AdminError(404, "not_found", f"no user {user_id!r} in tenant {tenant_id!r}")
         await tx.set_user_roles(tenant_id, {user_id: roles.normalize(body.roles)})
         row = await tx.get_user(tenant_id, user_id)
-    assert row is not None
+        assert row is not None
+        if row.roles != before.roles:
+            tx.emit([user_event(tenant_id, USER_ROLES_CHANGED, row, source="admin", previous_roles=before.roles)])
     return user_view(row)
 
 
@@ -365,14 +402,33 @@ async def list_activity(
     }
 
 
+async def connection_health(store: Store, tenant_id: str) -> dict[str, Any]:
+    """When the IdP last reached the SCIM endpoint (a key's last use or an event), and errors over 24 hours.
+
+    The error count is the signal Entra's quarantine acts on: a climbing number means the IdP is
+    failing requests and may soon stop provisioning.
+    """
+    await require_tenant(store, tenant_id)
+    since = format_time(datetime.now(timezone.utc) - timedelta(hours=24))
+    async with store.read() as r:
+        keys = await r.list_api_keys(tenant_id)
+        errors, last_error = await r.count_events_since(tenant_id, activity.ERROR, since)
+        latest = await r.list_events(tenant_id, limit=1)
+    seen = [k.last_used for k in keys if k.last_used] + [e.created for e in latest]
+    return {"last_request": max(seen) if seen else None, "errors_24h": errors, "last_error": last_error}
+
+
 __all__ = [
     "AdminError",
     "ApiKeyCreate",
+    "PortalLinkCreate",
     "Retention",
     "RolesUpdate",
     "TenantCreate",
     "TenantUpdate",
+    "connection_health",
     "create_key",
+    "create_portal_link",
     "create_tenant",
     "get_tenant",
     "list_activity",

@@ -23,7 +23,8 @@ import asyncpg
 
 from gateway.store.base import Reader, StoreConflict, Tx
 from gateway.store.migrations import migration_scripts
-from gateway.store.sql import SqlOps, dumps
+from gateway.store.conn import dumps
+from gateway.store.sql import SqlOps
 
 # Taken by single-row reads inside write(); NO KEY UPDATE (what a non-key UPDATE takes anyway) does
 # not conflict with the KEY SHARE locks foreign-key checks take, so member inserts don't block on it.
@@ -260,6 +261,7 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     def _server_settings(self) -> dict[str, str]:
         # Every pooled connection resolves unqualified table names in our schema only.
@@ -324,4 +326,8 @@ class PostgresStore:
     async def write(self) -> AsyncIterator[Tx]:
         async with self._require_pool().acquire() as conn:
             async with conn.transaction():
-                yield SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                ops = SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                ops.emitting = self.emit_events
+                yield ops
+                # Last, so the tenant's outbox head is the last lock taken and is held only until COMMIT.
+                await ops.flush_outbox()

@@ -6,9 +6,7 @@ every query, so the contract suite exercises the same statements on SQLite and P
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
-
-import orjson
+from typing import Any
 
 from gateway.store.base import (
     ApiKeyRow,
@@ -19,25 +17,14 @@ from gateway.store.base import (
     ResourceRow,
     TenantRow,
 )
+from gateway.store.conn import Conn as Conn, dumps, loads
+from gateway.store.outbox import OutboxOps
+from gateway.store.portal import PortalOps
+from gateway.store.schemas import SchemaOps
 from gateway.store.rows import fold, group_columns, user_columns, user_email_rows
 
 
-class Conn(Protocol):
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
-    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None: ...
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def loads(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
-
-
-_TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created"
+_TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created, schema_version"
 _USER_COLS = "seq, id, data, version, created, last_modified, roles, provisioned_by, active"
 _GROUP_COLS = "seq, id, data, version, created, last_modified"
 _JSON_TENANT_FIELDS = {"role_mapping", "settings"}
@@ -54,6 +41,7 @@ def _tenant(r: Any) -> TenantRow:
         role_mapping=loads(r[5]),
         settings=loads(r[6]),
         created=r[7],
+        schema_version=int(r[8] or 0),
     )
 
 
@@ -79,7 +67,7 @@ def _group(r: Any) -> ResourceRow:
     return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
 
 
-class SqlOps:
+class SqlOps(OutboxOps, PortalOps, SchemaOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:
@@ -103,7 +91,7 @@ class SqlOps:
 
     async def insert_tenant(self, row: TenantRow) -> None:
         await self.conn.execute(
-            f"INSERT INTO tenants ({_TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO tenants ({_TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 row.name,
@@ -113,6 +101,7 @@ class SqlOps:
                 dumps(row.role_mapping),
                 dumps(row.settings),
                 row.created,
+                row.schema_version,
             ),
         )
 

@@ -162,6 +162,7 @@ class SqliteStore:
         self._waiting = 0  # write() calls queued for the lock
         self._batch: list[asyncio.Future[None]] = []  # transactions done, waiting for the group's COMMIT
         self._flusher: asyncio.Task[None] | None = None
+        self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
@@ -247,7 +248,10 @@ class SqliteStore:
                 await self._begin(db)
             db.execute("SAVEPOINT tx")
             try:
-                yield SqlOps(_WriteConn(db), scan_conn=_ThreadConn(db, self._to_end))
+                ops = SqlOps(_WriteConn(db), scan_conn=_ThreadConn(db, self._to_end))
+                ops.emitting = self.emit_events
+                yield ops
+                await ops.flush_outbox()  # last statement of this transaction: its events commit with it
             except BaseException as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK TO tx")

@@ -1,4 +1,4 @@
-"""The ``scim-gateway`` command: serve, tenants, keys, scim toggle, users, roles, sso, activity, migrate.
+"""The ``scim-gateway`` command: serve, tenants, keys, scim toggle, users, roles, sso, activity, schemas, migrate.
 
 Every admin API action has a command here, backed by the same :mod:`gateway.identity.management` code and
 the same validation; ``--json`` prints what the admin API would answer.
@@ -279,6 +279,70 @@ async def _sso_sign_in(args: argparse.Namespace, settings: Settings, store: Stor
     return 0 if decision.allowed else 2
 
 
+# custom schema extensions ----------------------------------------------------------------------
+def _schema_line(v: dict[str, Any]) -> str:
+    return (f"{v['id']} extends {v['resourceType']}{' (required)' if v['required'] else ''}: "
+            f"{', '.join(a['name'] for a in v['attributes'])}")
+
+
+def _text_arg(raw: str) -> str:
+    """A JSON document given inline, or ``@path`` to read it from a file (validated like an API body)."""
+    from gateway.identity.management import AdminError
+
+    if not raw.startswith("@"):
+        return raw
+    try:
+        with open(raw[1:], encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise AdminError(400, "invalid_json", f"cannot read {raw[1:]!r}: {exc.strerror}") from None
+
+
+async def _schemas_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import extensions, management
+
+    try:
+        views = await extensions.list_schemas(store, args.tenant_id, settings.scim_url)
+    except management.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, {"schemas": views}, "\n".join(_schema_line(v) for v in views) or "no custom schema extensions")
+    return 0
+
+
+async def _schemas_show(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import extensions, management
+
+    try:
+        view = await extensions.get_schema(store, args.tenant_id, args.urn, settings.scim_url)
+    except management.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, view, json.dumps(view, indent=2))
+    return 0
+
+
+async def _schemas_put(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import extensions, management
+
+    try:
+        status, view = await extensions.put_schema(store, args.tenant_id, args.urn, _text_arg(args.schema),
+                                                   settings.scim_url)
+    except management.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, view, f"{'declared' if status == 201 else 'replaced'} {_schema_line(view)}")
+    return 0
+
+
+async def _schemas_delete(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import extensions, management
+
+    try:
+        await extensions.delete_schema(store, args.tenant_id, args.urn, force=args.force)
+    except management.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, {"deleted": args.urn}, f"deleted {args.urn}")
+    return 0
+
+
 # portal links ----------------------------------------------------------------------------------
 async def _portal_link(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from gateway.identity import management
@@ -464,6 +528,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--cursor", help="resume after the last event of the previous page")
     a.add_argument("--json", action="store_true")
 
+    sx = sub.add_parser("schemas", help="a tenant's custom schema extensions (RFC 7643 §7)").add_subparsers(
+        dest="action", required=True)
+    sxl = sx.add_parser("list")
+    sxl.add_argument("tenant_id")
+    sxl.add_argument("--json", action="store_true")
+    sxs = sx.add_parser("show")
+    sxs.add_argument("tenant_id")
+    sxs.add_argument("urn")
+    sxs.add_argument("--json", action="store_true")
+    sxp = sx.add_parser("put", help="declare or replace an extension")
+    sxp.add_argument("tenant_id")
+    sxp.add_argument("urn")
+    sxp.add_argument("schema", help="the RFC 7643 §7 schema as JSON, or @file.json")
+    sxp.add_argument("--json", action="store_true")
+    sxd = sx.add_parser("delete", help="remove a declaration (refused while resources carry its values)")
+    sxd.add_argument("tenant_id")
+    sxd.add_argument("urn")
+    sxd.add_argument("--force", action="store_true", help="delete even so; the values stay stored, undeclared")
+    sxd.add_argument("--json", action="store_true")
+
     pl = sub.add_parser("portal-link", help="a single-use, expiring link to one tenant's portal settings")
     pl.add_argument("tenant_id")
     pl.add_argument("--minutes", type=int, default=5, help="minutes until the link expires (1-60, default 5)")
@@ -488,6 +572,10 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
     ("scim", "disable"): _scim_toggle,
     ("activity", None): _activity,
     ("portal-link", None): _portal_link,
+    ("schemas", "list"): _schemas_list,
+    ("schemas", "show"): _schemas_show,
+    ("schemas", "put"): _schemas_put,
+    ("schemas", "delete"): _schemas_delete,
     ("migrate", None): _migrate,
 }
 

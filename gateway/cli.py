@@ -298,48 +298,28 @@ def _text_arg(raw: str) -> str:
         raise AdminError(400, "invalid_json", f"cannot read {raw[1:]!r}: {exc.strerror}") from None
 
 
-async def _schemas_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+async def _schemas(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``schemas list|show|put|delete``: the admin API's schema actions, one ``AdminError`` path for all four."""
     from gateway.identity import extensions, management
 
+    tenant, url = args.tenant_id, settings.scim_url
     try:
-        views = await extensions.list_schemas(store, args.tenant_id, settings.scim_url)
+        if args.action == "list":
+            views = await extensions.list_schemas(store, tenant, url)
+            payload: Any = {"schemas": views}
+            text = "\n".join(_schema_line(v) for v in views) or "no custom schema extensions"
+        elif args.action == "show":
+            payload = await extensions.get_schema(store, tenant, args.urn, url)
+            text = json.dumps(payload, indent=2)
+        elif args.action == "put":
+            status, payload = await extensions.put_schema(store, tenant, args.urn, _text_arg(args.schema), url)
+            text = f"{'declared' if status == 201 else 'replaced'} {_schema_line(payload)}"
+        else:
+            await extensions.delete_schema(store, tenant, args.urn, force=args.force)
+            payload, text = {"deleted": args.urn}, f"deleted {args.urn}"
     except management.AdminError as exc:
         return _admin_fail(args, exc)
-    _print(args, {"schemas": views}, "\n".join(_schema_line(v) for v in views) or "no custom schema extensions")
-    return 0
-
-
-async def _schemas_show(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import extensions, management
-
-    try:
-        view = await extensions.get_schema(store, args.tenant_id, args.urn, settings.scim_url)
-    except management.AdminError as exc:
-        return _admin_fail(args, exc)
-    _print(args, view, json.dumps(view, indent=2))
-    return 0
-
-
-async def _schemas_put(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import extensions, management
-
-    try:
-        status, view = await extensions.put_schema(store, args.tenant_id, args.urn, _text_arg(args.schema),
-                                                   settings.scim_url)
-    except management.AdminError as exc:
-        return _admin_fail(args, exc)
-    _print(args, view, f"{'declared' if status == 201 else 'replaced'} {_schema_line(view)}")
-    return 0
-
-
-async def _schemas_delete(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.identity import extensions, management
-
-    try:
-        await extensions.delete_schema(store, args.tenant_id, args.urn, force=args.force)
-    except management.AdminError as exc:
-        return _admin_fail(args, exc)
-    _print(args, {"deleted": args.urn}, f"deleted {args.urn}")
+    _print(args, payload, text)
     return 0
 
 
@@ -530,23 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sx = sub.add_parser("schemas", help="a tenant's custom schema extensions (RFC 7643 §7)").add_subparsers(
         dest="action", required=True)
-    sxl = sx.add_parser("list")
-    sxl.add_argument("tenant_id")
-    sxl.add_argument("--json", action="store_true")
-    sxs = sx.add_parser("show")
-    sxs.add_argument("tenant_id")
-    sxs.add_argument("urn")
-    sxs.add_argument("--json", action="store_true")
-    sxp = sx.add_parser("put", help="declare or replace an extension")
-    sxp.add_argument("tenant_id")
-    sxp.add_argument("urn")
-    sxp.add_argument("schema", help="the RFC 7643 §7 schema as JSON, or @file.json")
-    sxp.add_argument("--json", action="store_true")
-    sxd = sx.add_parser("delete", help="remove a declaration (refused while resources carry its values)")
-    sxd.add_argument("tenant_id")
-    sxd.add_argument("urn")
-    sxd.add_argument("--force", action="store_true", help="delete even so; the values stay stored, undeclared")
-    sxd.add_argument("--json", action="store_true")
+    for action, text in (("list", "the tenant's declarations"), ("show", "one declaration"),
+                         ("put", "declare or replace an extension"),
+                         ("delete", "remove a declaration (refused while resources carry its values)")):
+        c = sx.add_parser(action, help=text)
+        c.add_argument("tenant_id")
+        if action != "list":
+            c.add_argument("urn")
+        if action == "put":
+            c.add_argument("schema", help="the RFC 7643 §7 schema as JSON, or @file.json")
+        if action == "delete":
+            c.add_argument("--force", action="store_true", help="delete even so; the values stay stored, undeclared")
+        c.add_argument("--json", action="store_true")
 
     pl = sub.add_parser("portal-link", help="a single-use, expiring link to one tenant's portal settings")
     pl.add_argument("tenant_id")
@@ -572,10 +547,10 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
     ("scim", "disable"): _scim_toggle,
     ("activity", None): _activity,
     ("portal-link", None): _portal_link,
-    ("schemas", "list"): _schemas_list,
-    ("schemas", "show"): _schemas_show,
-    ("schemas", "put"): _schemas_put,
-    ("schemas", "delete"): _schemas_delete,
+    ("schemas", "list"): _schemas,
+    ("schemas", "show"): _schemas,
+    ("schemas", "put"): _schemas,
+    ("schemas", "delete"): _schemas,
     ("migrate", None): _migrate,
 }
 

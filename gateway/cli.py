@@ -470,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true")
 
     sub.add_parser("migrate", help="apply database migrations")
+    from gateway.events.cli import add_commands
+
+    add_commands(sub)
     return p
 
 
@@ -497,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(database=args.database)
     if args.command == "serve":
         return _serve(args, settings)
-    fn = _COMMANDS[(args.command, getattr(args, "action", None))]
+    from gateway.events.cli import COMMANDS as FEED_COMMANDS
+
+    fn = {**_COMMANDS, **FEED_COMMANDS}[(args.command, getattr(args, "action", None))]
     return asyncio.run(_with_store(settings, lambda store: fn(args, settings, store)))
 
 

@@ -34,6 +34,7 @@ from gateway.core.schema import (
     user_type,
 )
 from gateway.core.sqlfilter import compile_filter, compile_sort
+from gateway.core.substring import compile_narrowing
 from gateway.store.base import Member, Query, ResourceRow, Store, StoreConflict, TenantRow, Tx
 from gateway.types import Change
 
@@ -285,6 +286,9 @@ class ScimService:
             node = parse_filter(params.filter)
             query.where, query.params = compile_filter(node, rtype, self.store.dialect)  # type: ignore[arg-type]
             query.point = _is_point_lookup(node)
+            narrowing = compile_narrowing(node, rtype, self.store.dialect)
+            if narrowing is not None:
+                query.narrow, query.narrow_params = narrowing
         if params.sort_by:
             query.order_by = compile_sort(params.sort_by, rtype, self.store.dialect)  # type: ignore[arg-type]
         query.descending = params.sort_order == "descending"

@@ -61,8 +61,9 @@ def record_scim_request(request: web.Request, tenant: TenantRow, status: int, er
     raw = request.get(raw_body_key)
     method, path, client, rid, query = (request.method, request.path, request.get(client_key),
                                         request[request_id_key], dict(request.query))
+    gw = request.app[gateway_key]
 
-    def build() -> tuple[str, dict[str, Any]] | None:
+    async def build() -> tuple[str, dict[str, Any]] | None:
         return activity.request_event(
             tenant,
             method=method,
@@ -76,9 +77,10 @@ def record_scim_request(request: web.Request, tenant: TenantRow, status: int, er
             normalized_query=sreq.query if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
+            secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
 
-    request.app[gateway_key].activity.submit(tenant.id, build)
+    gw.activity.submit(tenant.id, build)
 
 
 @web.middleware

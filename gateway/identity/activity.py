@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -40,10 +40,10 @@ _SECRET_PARTS = ("password", "secret", "token")
 log = structlog.get_logger("scim_gateway.activity")
 
 
-def _secret_name(name: str) -> bool:
+def _secret_name(name: str, also: frozenset[str] = frozenset()) -> bool:
     # "urn:...:User:password", "name.password" and "newPassword" are as secret as "password".
     last = re.split(r"[:.]", name.lower())[-1]
-    return last in _SECRET_NAMES or any(p in last for p in _SECRET_PARTS)
+    return last in _SECRET_NAMES or last in also or any(p in last for p in _SECRET_PARTS)
 
 
 # In a body that is not valid JSON, a secret-named key is followed by its value as text.
@@ -58,19 +58,20 @@ def redact_text(text: str) -> str:
     return _SECRET_TEXT.sub(REDACTED, _SECRET_PAIR.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text))
 
 
-def redact(value: Any) -> Any:
+def redact(value: Any, also: frozenset[str] = frozenset()) -> Any:
     """A copy of ``value`` with every secret-looking field replaced (names compared case-insensitively)
-    and API keys or bearer credentials masked inside strings."""
+    and API keys or bearer credentials masked inside strings. ``also``: more secret names, lowercased
+    (a tenant's writeOnly extension attributes)."""
     if isinstance(value, dict):
-        out = {k: (REDACTED if isinstance(k, str) and _secret_name(k) else redact(v)) for k, v in value.items()}
+        out = {k: (REDACTED if isinstance(k, str) and _secret_name(k, also) else redact(v, also)) for k, v in value.items()}
         # A PATCH operation names its target in "path": {"path": "password", "value": "..."} hides the
         # secret under an innocent key.
         path = next((v for k, v in value.items() if isinstance(k, str) and k.lower() == "path"), None)
-        if isinstance(path, str) and _secret_name(re.sub(r"\[.*?\]", "", path)):
+        if isinstance(path, str) and _secret_name(re.sub(r"\[.*?\]", "", path), also):
             out = {k: (REDACTED if isinstance(k, str) and k.lower() == "value" else v) for k, v in out.items()}
         return out
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v, also) for v in value]
     if isinstance(value, str):
         return _SECRET_TEXT.sub(REDACTED, value)
     return value
@@ -111,14 +112,16 @@ def request_event(
     normalized_query: dict[str, str] | None = None,
     response_body: Any,
     error: Any | None,
+    secret_names: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, Any]] | None:
     """The ``scim_error`` event for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
 
     ``request`` is the body exactly as the client sent it (parsed JSON, or the raw text when it was
     not JSON) and ``request_normalized`` the body after the IdP plugin's normalisation (present only
     when the plugin changed it), so an admin sees both what the IdP sent and what the gateway
-    understood; ``query`` and ``query_normalized`` likewise. Everything is redacted. None when
-    nothing is to be recorded.
+    understood; ``query`` and ``query_normalized`` likewise. Everything is redacted, ``secret_names``
+    (lowercased: the tenant's writeOnly extension attributes) like ``password``. None when nothing
+    is to be recorded.
     """
     if error is None and not tenant.log_successful_events:
         return None
@@ -130,19 +133,19 @@ def request_event(
     else:
         kind = READ
     if query:
-        data["query"] = redact(query)
+        data["query"] = redact(query, secret_names)
         if normalized_query is not None and normalized_query != query:
-            data["query_normalized"] = redact(normalized_query)
+            data["query_normalized"] = redact(normalized_query, secret_names)
     # an error always carries its request; a read only when debugging
-    data["request"] = redact_text(received) if isinstance(received, str) else redact(received)
+    data["request"] = redact_text(received) if isinstance(received, str) else redact(received, secret_names)
     if normalized is not None and normalized != received:
-        data["request_normalized"] = redact(normalized)
+        data["request_normalized"] = redact(normalized, secret_names)
     if tenant.log_successful_events:
-        data["response"] = redact(response_body)
+        data["response"] = redact(response_body, secret_names)
     return kind, data
 
 
-EventBuilder = Callable[[], "tuple[str, dict[str, Any]] | None"]
+EventBuilder = Callable[[], Awaitable["tuple[str, dict[str, Any]] | None"]]
 
 
 class ActivityWriter:
@@ -192,7 +195,7 @@ class ActivityWriter:
             try:
                 events = []
                 for tenant_id, at, build in batch:
-                    built = build()
+                    built = await build()
                     if built is not None:
                         events.append((tenant_id, at, *built))
                 if events:

@@ -107,7 +107,7 @@ def create_app(
 
 def _setup_optional(app: web.Application) -> None:
     """Admin API and portal, when their modules are present."""
-    for module in ("gateway.http.admin", "gateway.http.portal"):
+    for module in ("gateway.http.admin", "gateway.http.selftest", "gateway.http.portal"):
         try:
             mod = __import__(module, fromlist=["setup_routes"])
         except ImportError:

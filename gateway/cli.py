@@ -284,6 +284,63 @@ async def _migrate(args: argparse.Namespace, settings: Settings, store: Store) -
     return 0
 
 
+# selftest --------------------------------------------------------------------------------------
+async def _selftest_run(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import selftest
+    from gateway.selftest.runner import Report
+
+    report: Report
+    if args.url:
+        from gateway.plugin_manager import PluginHost
+
+        token = args.token or os.environ.get("SCIM_GATEWAY_SELFTEST_TOKEN")
+        if not token:
+            return _fail("--url needs --token KEY (or SCIM_GATEWAY_SELFTEST_TOKEN)")
+        try:
+            sequence = selftest.find_sequence(PluginHost(), args.idp)
+        except (selftest.UnknownIdpError, selftest.SequenceError) as exc:
+            return _fail(str(exc))
+        report = await selftest.run(sequence, selftest.Target(args.url, token), keep=args.keep)
+    else:
+        from aiohttp import web
+
+        from gateway.app import create_app
+        from gateway.http.appkeys import gateway_key
+
+        # The tenant is served by this process on a loopback port for the length of the run, so the
+        # sequence goes through the same HTTP stack, plugins and database as the IdP's requests would.
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            gw = app[gateway_key]
+            try:
+                sequence = selftest.find_sequence(gw.plugins, args.idp)
+                report = await selftest.run_on_tenant(gw.store, sequence, f"http://127.0.0.1:{port}", args.tenant, keep=args.keep)
+            except (selftest.UnknownIdpError, selftest.SequenceError, LookupError) as exc:
+                return _fail(str(exc).strip('"'))
+        finally:
+            await runner.cleanup()
+    if args.json:
+        for step in report.steps:
+            print(json.dumps(step.to_json()))
+    else:
+        print(selftest.render(report))
+    return 0 if report.passed else 1
+
+
+def _selftest(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.logging import configure
+
+    if args.tenant and args.token:
+        return _fail("--token goes with --url; with --tenant a temporary key is made and revoked")
+    configure(json=settings.log_json, level="WARNING")  # stdout carries the report only
+    return asyncio.run(_selftest_run(args, settings))
+
+
 # serve ---------------------------------------------------------------------------------------
 async def _ensure_demo(settings: Settings) -> dict[str, str]:
     from gateway.identity.tenants import create_api_key, create_tenant
@@ -445,6 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--cursor", help="resume after the last event of the previous page")
     a.add_argument("--json", action="store_true")
 
+    st = sub.add_parser("selftest", help="play an IdP's documented provisioning sequence against a SCIM endpoint",
+                        description="Plays the IdP's provisioning sequence (from its plugin) against one of this gateway's "
+                                    "tenants or any SCIM URL, reports each step, and cleans up what it created. "
+                                    "Exit code 0 only when every step passes.")
+    st.add_argument("--idp", required=True, help="the IdP plugin whose sequence to play (an installed plugin name, as for a tenant's --idp)")
+    where = st.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tenant", help="a tenant of this gateway (a temporary API key is made and revoked)")
+    where.add_argument("--url", help="any SCIM base URL, e.g. https://host/scim/v2/<tenant>")
+    st.add_argument("--token", help="bearer token for --url (env SCIM_GATEWAY_SELFTEST_TOKEN)")
+    st.add_argument("--keep", action="store_true", help="keep the users and groups the run created")
+    st.add_argument("--json", action="store_true", help="one JSON object per step, one per line")
+
     sub.add_parser("migrate", help="apply database migrations")
     return p
 
@@ -472,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(database=args.database)
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "selftest":
+        return _selftest(args, settings)
     fn = _COMMANDS[(args.command, getattr(args, "action", None))]
     return asyncio.run(_with_store(settings, lambda store: fn(args, settings, store)))
 

@@ -24,6 +24,9 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     activity_max_age_days: int = 90
     activity_max_events: int = 100_000
+    # --- admin portal (issue 9) ---
+    portal_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="A portal session ends after this long unused")
+    portal_session_hours: int = Field(12, ge=1, le=24 * 30, description="A portal session ends this long after sign-in")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -41,6 +44,9 @@ class Settings(BaseModel):
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host
         return f"http://{host}:{self.port}"
+
+    def secure_cookies(self) -> bool:
+        return self.base_url().lower().startswith("https://")
 
     def scim_url(self, tenant_id: str) -> str:
         return f"{self.base_url()}/scim/v2/{tenant_id}"

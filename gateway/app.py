@@ -18,6 +18,7 @@ from gateway.core.service import ScimService
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
+from gateway.http.selftest import setup_routes as setup_selftest_routes
 from gateway.identity import activity, roles
 from gateway.plugin_manager import PluginHost
 from gateway.settings import Settings
@@ -100,6 +101,7 @@ def create_app(
     app[gateway_key] = gw
     setup_routes(app)
     _setup_optional(app)
+    setup_selftest_routes(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.cleanup_ctx.append(_lifecycle)
     return app
@@ -107,7 +109,7 @@ def create_app(
 
 def _setup_optional(app: web.Application) -> None:
     """Admin API and portal, when their modules are present."""
-    for module in ("gateway.http.admin", "gateway.http.selftest", "gateway.http.portal"):
+    for module in ("gateway.http.admin", "gateway.http.portal"):
         try:
             mod = __import__(module, fromlist=["setup_routes"])
         except ImportError:

@@ -3,6 +3,7 @@ against an independent SCIM server (scim2-server), through the runner, the CLI a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -240,9 +241,11 @@ async def test_selftest_against_scim2_server_reports_honestly(scim2_server: Any,
     honest(report)
     # what the report says came back is what the server logged it answered, request for request (the
     # threaded server may write its log lines slightly out of order, so they are compared as a multiset)
-    served = _LOGGED.findall(log.read_text())[before:]
     reported = [(s.sent["method"], s.sent["url"].split("?")[0][len(base):], s.received["status"])
                 for s in report.steps if s.sent and s.received]
+    deadline = time.monotonic() + 10  # a request's log line is written just after its answer is sent
+    while len(served := _LOGGED.findall(log.read_text())[before:]) < len(reported) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     assert Counter((m, p.split("?")[0], int(st)) for m, p, st in served) == Counter(reported)
     # nothing the run created is left on the server
     async with aiohttp.ClientSession(headers={"Authorization": "Bearer s2-token"}) as http:
@@ -338,8 +341,6 @@ def test_cli_selftest_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 async def test_cli_selftest_url_against_a_running_gateway(scim: ScimClient, capsys: pytest.CaptureFixture[str]) -> None:
-    import asyncio
-
     target, _ = await tenant_target(scim, "okta")
     # main() runs its own event loop: give it a thread, while this loop keeps serving the gateway
     code = await asyncio.to_thread(main, ["selftest", "--idp", "okta", "--url", target.base_url, "--token", target.token])

@@ -1,6 +1,7 @@
 """``POST /api/v1/tenants/{tenant_id}/selftest``: the self-test, run by the admin API against the tenant.
 
-Body ``{"idp": "<plugin name>", "keep": false}``. The gateway plays the IdP's sequence over HTTP
+Body ``{"idp": "<plugin name>", "keep": false}``. Authorised like every tenant route of the admin API
+(the admin token, or a portal session scoped to this tenant: the portal's "Test connection"). The gateway plays the IdP's sequence over HTTP
 against itself, on the address the admin request arrived on (so it goes through the same stack
 an IdP's requests do), with a temporary API key revoked when the run ends. The answer is the
 report: ``passed``, ``counts``, ``kept`` and ``steps`` (one object per step, as ``--json`` prints).
@@ -14,7 +15,8 @@ from aiohttp import web
 from pydantic import Field
 
 from gateway import selftest
-from gateway.http.admin import PREFIX, _body, _route
+from gateway.http.access import admin_route
+from gateway.http.admin import PREFIX, _body
 from gateway.http.appkeys import gateway_key
 from gateway.identity import management
 
@@ -54,4 +56,4 @@ async def run_selftest(request: web.Request) -> Any:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post(PREFIX + "/tenants/{tenant_id}/selftest", _route(run_selftest))
+    app.router.add_post(PREFIX + "/tenants/{tenant_id}/selftest", admin_route(run_selftest))

@@ -74,6 +74,8 @@ class Gateway:
                 request_body=sreq.body if sreq is not None else None,
                 response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
                 error=error,
+                query=request.query_string,
+                headers={k.lower(): v for k, v in request.headers.items() if k.lower() in activity.RECORDED_HEADERS},
             )
         except Exception:  # the activity log must never turn a served request into a failure
             log.exception("activity_write_failed", tenant=tenant.id)

@@ -227,6 +227,26 @@ async def _activity(args: argparse.Namespace, settings: Settings, store: Store) 
     return 0
 
 
+async def _activity_export(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from pathlib import Path
+
+    from gateway.identity.export import ExportError, export_activity, parse_time
+
+    try:
+        since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
+        result = await export_activity(store, args.tenant_id, Path(args.out), since=since, until=until,
+                                       client=args.client, pseudonymise=args.pseudonymise)
+    except LookupError:
+        return _fail(f"no tenant {args.tenant_id}")
+    except ExportError as exc:
+        return _fail(str(exc))
+    m = result.manifest
+    _print(args, m, f"wrote {len(result.files)} sample(s) and manifest.json to {result.out}"
+                    + (" (pseudonymised)" if args.pseudonymise else "")
+                    + "".join(f"\nwarning: {w}" for w in m["warnings"]))
+    return 0
+
+
 async def _users_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from gateway.identity import management
 
@@ -538,8 +558,37 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--keep", action="store_true", help="keep the users and groups the run created")
     st.add_argument("--json", action="store_true", help="one JSON object per step, one per line")
 
+    ax = sub.add_parser("activity-export", prog="scim-gateway activity export",
+                        help="(as 'activity export') write recorded exchanges as replayable sample files",
+                        description="Writes the tenant's recorded scim_read and scim_error events as sample files in "
+                                    "the test kit's replay format (DIR/samples/*.json) with DIR/manifest.json.")
+    ax.add_argument("tenant_id")
+    ax.add_argument("--since", help="ISO 8601 date or time: only exchanges at or after it")
+    ax.add_argument("--until", help="ISO 8601 date or time: only exchanges at or before it")
+    ax.add_argument("--client", help="only exchanges handled by this IdP plugin (its name, as the activity log shows it)")
+    ax.add_argument("--pseudonymise", action="store_true",
+                    help="replace identifiers and personal data by consistent fakes (same input, same fake)")
+    ax.add_argument("--out", required=True, help="directory to write samples/ and manifest.json into")
+    ax.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
     sub.add_parser("migrate", help="apply database migrations")
     return p
+
+
+def _rewrite_activity_export(argv: list[str]) -> list[str]:
+    """``activity export ...`` is the ``activity-export`` command (``activity TENANT_ID`` lists, as before)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--database":
+            i += 2
+            continue
+        if argv[i].startswith("-"):
+            i += 1
+            continue
+        if argv[i] == "activity" and i + 1 < len(argv) and argv[i + 1] == "export":
+            return [*argv[:i], "activity-export", *argv[i + 2:]]
+        return argv
+    return argv
 
 
 _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
@@ -556,13 +605,14 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
     ("scim", "enable"): _scim_toggle,
     ("scim", "disable"): _scim_toggle,
     ("activity", None): _activity,
+    ("activity-export", None): _activity_export,
     ("portal-link", None): _portal_link,
     ("migrate", None): _migrate,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_rewrite_activity_export(list(sys.argv[1:] if argv is None else argv)))
     settings = Settings.from_env(database=args.database)
     if args.command == "serve":
         return _serve(args, settings)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from gateway.runtime import Gateway
 from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-gateway_key: web.AppKey["Gateway"] = web.AppKey("gateway_key")
+gateway_key: web.AppKey[Gateway] = web.AppKey("gateway_key")
 request_id_key = web.RequestKey("request_id_key", str)
 tenant_key = web.RequestKey("tenant_key", TenantRow)
 scim_request_key = web.RequestKey("scim_request_key", ScimRequest)

@@ -151,6 +151,13 @@ class ExportResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
+def _query_string(query: Any) -> str:
+    """The recorded query (the raw query string, or the parameters as received) as a query string."""
+    if isinstance(query, dict):
+        return urlencode([(str(k), str(v)) for k, v in query.items()], quote_via=quote)
+    return query if isinstance(query, str) else ""
+
+
 def _expectation(status: int, response: Any, scim_type: str | None) -> dict[str, Any]:
     expected: dict[str, Any] = {"status": status}
     if isinstance(response, dict):
@@ -247,11 +254,11 @@ async def export_activity(
         method = str(d.get("method", "GET")).upper()
         path = str(d.get("path", ""))
         path = path[len(prefix):] if path.startswith(prefix) else path
-        query = d.get("query")
+        query = _query_string(d.get("query"))
         parts = [p for p in path.split("/") if p]
         resource = parts[0].lower().lstrip(".") if parts else "root"
         status = int(d.get("status", 0))
-        request_body = d["request_raw"] if "request_raw" in d else d.get("request")
+        request_body = d.get("request")  # as received; the plugin's version, when it differs, is request_normalized
         response = d.get("response")
         name = f"{n:03d}_{method.lower()}_{re.sub(r'[^a-z0-9]+', '', resource) or 'root'}_{status}"
         if "response" not in d:

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.identity.activity import redact
 from gateway.selftest.sequence import Sequence, Step, fill, judge, unresolved
 
 ACCEPT, RETRY, QUARANTINE = "accept", "retry", "quarantine"
@@ -128,8 +129,9 @@ class Runner:
                 send_headers["Content-Type"] = "application/scim+json"
         else:
             send_headers = {k: v for k, v in send_headers.items() if k.lower() != "content-type"}
+        # the report shows what went out with secret-named fields redacted, as the activity log does
         sent = {"method": method, "url": url + (f"?{shown_query}" if shown_query else ""),
-                "headers": {**send_headers, "Authorization": "Bearer [redacted]"}, "body": body}
+                "headers": {**send_headers, "Authorization": "Bearer [redacted]"}, "body": redact(body)}
         send_headers["Authorization"] = f"Bearer {self.target.token}"
         started = time.perf_counter()
         try:
@@ -139,7 +141,7 @@ class Runner:
                 received = {
                     "status": resp.status,
                     "headers": {k.lower(): v for k, v in resp.headers.items() if k.lower() in _SHOWN_RESPONSE_HEADERS},
-                    "body": _body_of(raw),
+                    "body": redact(_body_of(raw)),
                 }
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return sent, None, f"no answer: {type(exc).__name__}: {exc}".rstrip(": "), (time.perf_counter() - started) * 1000

@@ -26,6 +26,8 @@ class TenantRow:
     role_mapping: dict[str, Any]
     settings: dict[str, Any]
     created: str
+    # Bumped by every change to the tenant's custom schema extensions: caches of them compare it.
+    schema_version: int = 0
 
 
 @dataclass(slots=True)
@@ -84,6 +86,18 @@ class Page:
 
 
 @dataclass(slots=True)
+class SchemaRow:
+    """A tenant's custom schema extension: an RFC 7643 §7 ``document`` extending ``resource_type``."""
+
+    urn: str
+    resource_type: str  # "User" or "Group"
+    required: bool
+    document: dict[str, Any]
+    created: str
+    last_modified: str
+
+
+@dataclass(slots=True)
 class EventRow:
     seq: int
     tenant_id: str
@@ -115,6 +129,7 @@ class PortalSessionRow:
 class PortalReader(Protocol):
     async def get_portal_link(self, token_hash: str) -> PortalLinkRow | None: ...
     async def get_portal_session(self, id_hash: str) -> PortalSessionRow | None: ...
+    async def count_events_since(self, tenant_id: str, type: str, since: str) -> tuple[int, str | None]: ...
 
 
 class PortalTx(PortalReader, Protocol):
@@ -165,6 +180,12 @@ class Reader(PortalReader, Protocol):
         of some group) and whose stored roles differ from ``roles_not``."""
         ...
 
+    # custom schema extensions (gateway/store/schemas.py) --------------------------------------
+    async def list_tenant_schemas(self, tenant_id: str) -> list[SchemaRow]: ...
+    async def get_tenant_schema(self, tenant_id: str, urn: str) -> SchemaRow | None:
+        """The declaration of ``urn`` (compared case-insensitively), or None."""
+        ...
+
 
 class Tx(Reader, PortalTx, Protocol):
     async def insert_tenant(self, row: TenantRow) -> None: ...
@@ -185,6 +206,16 @@ class Tx(Reader, PortalTx, Protocol):
     async def clear_members(self, tenant_id: str, group_id: str) -> list[str]: ...
     async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None: ...
     async def prune_events(self, tenant_id: str, *, older_than: str | None, keep: int | None) -> int: ...
+
+    # custom schema extensions (gateway/store/schemas.py) --------------------------------------
+    async def put_tenant_schema(self, tenant_id: str, row: SchemaRow) -> None: ...
+    async def lock_tenant(self, tenant_id: str) -> None:
+        """Hold the tenant row until commit: writers that check what no index enforces take turns."""
+        ...
+    async def delete_tenant_schema(self, tenant_id: str, urn: str) -> bool: ...
+    async def bump_schema_version(self, tenant_id: str) -> int:
+        """Record that the tenant's schemas changed; every process's cache compares the tenant row's version."""
+        ...
 
 
 class Store(Protocol):

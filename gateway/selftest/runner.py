@@ -260,11 +260,13 @@ def render(report: Report) -> str:
         rel = url[len(report.target.rstrip("/")):] if url.startswith(report.target.rstrip("/")) else url
         action = f"  IdP: {s.idp_action}" if s.idp_action else ""
         lines.append(f"{s.index:3} {s.result.upper():7} {s.name:44} {sent.get('method', ''):6} {rel} -> {got}{action}")
-        if s.result != PASS:
+        if s.result == FAIL:
             lines.append(f"      {s.reason}")
             if s.idp_would:
                 lines.append(f"      the IdP would: {s.idp_would}")
             lines.append(f"      doc: {s.doc}")
+        elif s.result == NOT_RUN:
+            lines.append(f"      {s.reason}")
     c = report.counts()
     lines.append(f"result: {'PASS' if report.passed else 'FAIL'} ({c[PASS]} passed, {c[FAIL]} failed, {c[NOT_RUN]} not run)")
     if report.kept:

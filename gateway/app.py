@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Iterable
 import structlog
 from aiohttp import web
 
+from gateway.events.runtime import feed_tasks
 from gateway.http.appkeys import gateway_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
@@ -47,7 +48,7 @@ def create_app(
 
 def _setup_optional(app: web.Application) -> None:
     """Admin API and portal, when their modules are present."""
-    for module in ("gateway.http.admin", "gateway.http.portal"):
+    for module in ("gateway.http.admin", "gateway.http.events", "gateway.http.portal"):
         try:
             mod = __import__(module, fromlist=["setup_routes"])
         except ImportError:
@@ -65,12 +66,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 await out
         task = asyncio.create_task(_housekeeping(gw))
         retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
+        feed = feed_tasks(gw.store, gw.settings)
         try:
             yield
         finally:
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 t.cancel()
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             try:

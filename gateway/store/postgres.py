@@ -261,6 +261,7 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     def _server_settings(self) -> dict[str, str]:
         # Every pooled connection resolves unqualified table names in our schema only.
@@ -325,4 +326,8 @@ class PostgresStore:
     async def write(self) -> AsyncIterator[Tx]:
         async with self._require_pool().acquire() as conn:
             async with conn.transaction():
-                yield SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                ops = SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                ops.emitting = self.emit_events
+                yield ops
+                # Last, so the tenant's outbox head is the last lock taken and is held only until COMMIT.
+                await ops.flush_outbox()

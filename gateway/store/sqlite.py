@@ -94,6 +94,7 @@ class SqliteStore:
         self._cycle: Any = None
         self._point: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
@@ -153,7 +154,10 @@ class SqliteStore:
             db = self._writer
             await db.execute("BEGIN IMMEDIATE")
             try:
-                yield SqlOps(_Conn(db))
+                ops = SqlOps(_Conn(db))
+                ops.emitting = self.emit_events
+                yield ops
+                await ops.flush_outbox()  # last statement before COMMIT: the events commit with the change
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise

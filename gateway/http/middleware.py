@@ -42,8 +42,9 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
     sreq = request.get(scim_request_key)
     outcome = request.get(outcome_key)
     try:
+        gw = request.app[gateway_key]
         await activity.record_request(
-            request.app[gateway_key].store,
+            gw.store,
             tenant,
             method=request.method,
             path=request.path,
@@ -55,6 +56,7 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
             error=error,
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items() if k.lower() in activity.RECORDED_HEADERS},
+            secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
     except Exception:  # the activity log must never turn a served request into a failure
         log.exception("activity_write_failed", tenant=tenant.id)

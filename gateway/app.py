@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Iterable
 import structlog
 from aiohttp import web
 
+from gateway.http import limits
 from gateway.http.appkeys import gateway_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
@@ -35,8 +36,10 @@ def create_app(
     settings = settings or Settings.from_env()
     host = PluginHost(plugins, load_entrypoints=load_entrypoints)
     gw = Gateway(settings, store or open_store(settings.database), host)
-    app = web.Application(middlewares=[edge_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[edge_middleware, limits.request_checks], client_max_size=settings.max_body_bytes,
+                          handler_args=limits.handler_args(settings))
     app[gateway_key] = gw
+    limits.setup(app, settings)
     setup_routes(app)
     _setup_optional(app)
     app.router.add_route("*", "/{tail:.*}", not_found)

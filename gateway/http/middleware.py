@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from typing import Awaitable, Callable
@@ -33,15 +34,17 @@ def _error_response(status: int, body: dict[str, object], request: web.Request) 
 
 def _admin_code(status: int) -> str:
     return {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-            409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}.get(status, "error")
+            408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+            429: "too_many_requests"}.get(status, "error")
 
 
 async def record_scim_request(request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
     sreq = request.get(scim_request_key)
     outcome = request.get(outcome_key)
     try:
+        gw = request.app[gateway_key]
         await activity.record_request(
-            request.app[gateway_key].store,
+            gw.store,
             tenant,
             method=request.method,
             path=request.path,
@@ -51,6 +54,7 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
             request_body=sreq.body if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
+            secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
     except Exception:  # the activity log must never turn a served request into a failure
         log.exception("activity_write_failed", tenant=tenant.id)
@@ -81,10 +85,16 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 raise
             error = ScimError(exc.reason or "request failed", status=exc.status)
             response = _error_response(exc.status, error.to_body(), request)
+        except asyncio.CancelledError:
+            # the client went away and aiohttp cancelled the handler: a client error (nginx's 499), not a 500
+            error = ScimError("the client closed the connection", status=499)
+            raise
         except Exception:
-            log.exception("unhandled_error", path=request.path)
+            log.exception("unhandled_error", path=activity.redact(request.path))
             error = ScimError(f"internal server error (request id {rid})", status=500)
             response = _error_response(500, error.to_body(), request)
+        if error is not None:
+            response.headers.update(getattr(error, "headers", None) or {})  # e.g. Retry-After on a 429
         response.headers["X-Request-Id"] = rid
         return response
     finally:
@@ -95,7 +105,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=activity.redact(request.path),  # a key pasted into a URL never reaches the log
             status=status,
             tenant=tenant.id if tenant else request.match_info.get("tenant_id"),
             client=request.get(client_key),

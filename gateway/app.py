@@ -14,6 +14,7 @@ from gateway.http import admin, events, limits, portal
 from gateway.http.appkeys import gateway_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
+from gateway.http.selftest import setup_routes as setup_selftest_routes
 from gateway.identity import activity
 from gateway.plugin_manager import PluginHost
 from gateway.runtime import Gateway
@@ -43,6 +44,7 @@ def create_app(
     admin.setup_routes(app)
     events.setup_routes(app)
     portal.setup_routes(app)
+    setup_selftest_routes(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -73,10 +73,12 @@ def record_scim_request(request: web.Request, tenant: TenantRow, status: int, er
             request_id=rid,
             received=_as_received(raw),
             normalized=sreq.body if sreq is not None else None,
-            query=query,
+            received_query=query,
             normalized_query=sreq.query if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
+            query=request.query_string,
+            headers={k.lower(): v for k, v in request.headers.items() if k.lower() in activity.RECORDED_HEADERS},
             secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
 

@@ -31,6 +31,8 @@ REDACTED = "[redacted]"
 _SECRET_NAMES = {"password", "secret", "token", "access_token", "refresh_token", "client_secret", "key", "api_key",
                  "apikey", "authorization", "bearer", "credentials"}
 _STATUS = {"created": 201, "deleted": 204}
+# request headers worth keeping with an exchange: they tell which client sent it and how (never credentials)
+RECORDED_HEADERS = frozenset({"user-agent", "content-type", "accept"})
 
 
 # Secrets that can hide in free text (an error detail quoting a header, a value pasted in the wrong
@@ -108,10 +110,12 @@ def request_event(
     request_id: str,
     received: Any,
     normalized: Any,
-    query: dict[str, str] | None = None,
+    received_query: dict[str, str] | None = None,
     normalized_query: dict[str, str] | None = None,
     response_body: Any,
     error: Any | None,
+    query: str = "",
+    headers: dict[str, str] | None = None,
     secret_names: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, Any]] | None:
     """The ``scim_error`` event for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
@@ -119,23 +123,28 @@ def request_event(
     ``request`` is the body exactly as the client sent it (parsed JSON, or the raw text when it was
     not JSON) and ``request_normalized`` the body after the IdP plugin's normalisation (present only
     when the plugin changed it), so an admin sees both what the IdP sent and what the gateway
-    understood; ``query`` and ``query_normalized`` likewise. Everything is redacted, ``secret_names``
+    understood; ``query_normalized`` likewise holds the query parameters after the plugin's
+    ``scim_normalize_query`` when it changed ``received_query``. ``query`` (the query string as
+    received) and ``headers`` (those in :data:`RECORDED_HEADERS`) are kept so ``activity export`` can
+    turn the exchange back into the request the IdP sent. Everything is redacted, ``secret_names``
     (lowercased: the tenant's writeOnly extension attributes) like ``password``. None when nothing
     is to be recorded.
     """
     if error is None and not tenant.log_successful_events:
         return None
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
+    if query:
+        data["query"] = redact(query)
+    if headers:
+        data["headers"] = redact({k: v for k, v in headers.items() if k.lower() in RECORDED_HEADERS})
     if error is not None:
         data["scimType"] = error.scim_type
         data["detail"] = redact(error.detail)
         kind = ERROR
     else:
         kind = READ
-    if query:
-        data["query"] = redact(query, secret_names)
-        if normalized_query is not None and normalized_query != query:
-            data["query_normalized"] = redact(normalized_query, secret_names)
+    if normalized_query is not None and received_query is not None and normalized_query != received_query:
+        data["query_normalized"] = redact(normalized_query, secret_names)
     # an error always carries its request; a read only when debugging
     data["request"] = redact_text(received) if isinstance(received, str) else redact(received, secret_names)
     if normalized is not None and normalized != received:

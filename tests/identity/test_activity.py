@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.parse
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -194,7 +195,7 @@ async def test_activity_scim_read_keeps_what_the_idp_sent_beside_what_the_plugin
     assert post["client"] == "entra"
     assert post["request"]["active"] == "True"  # exactly what the IdP sent
     assert post["request_normalized"]["active"] is True  # what the Entra plugin made of it
-    assert get["query"] == {"filter": "userName eq raw@contoso.com"}
+    assert urllib.parse.parse_qs(get["query"]) == {"filter": ["userName eq raw@contoso.com"]}  # as sent
     assert get["query_normalized"]["filter"] == 'userName eq "raw@contoso.com"'  # Entra's unquoted value, quoted
 
 

@@ -15,10 +15,12 @@ from aiohttp import web
 from gateway.clock import format_time
 from gateway.core.errors import ScimError
 from gateway.core.service import ScimService
-from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key
+from gateway.http import ops
+from gateway.http.appkeys import client_key, gateway_key, metrics_key, outcome_key, request_id_key, scim_request_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
 from gateway.identity import activity, roles
+from gateway.metrics import Metrics
 from gateway.plugin_manager import PluginHost
 from gateway.settings import Settings
 from gateway.store import Store, open_store
@@ -95,14 +97,29 @@ def create_app(
 ) -> web.Application:
     settings = settings or Settings.from_env()
     host = PluginHost(plugins, load_entrypoints=load_entrypoints)
-    gw = Gateway(settings, store or open_store(settings.database), host)
+    gw = Gateway(settings, store or open_store(settings.database, connect_timeout=settings.database_connect_timeout), host)
     app = web.Application(middlewares=[edge_middleware], client_max_size=settings.max_body_bytes)
     app[gateway_key] = gw
+    app[metrics_key] = _metrics(settings, gw.store)
     setup_routes(app)
+    ops.setup_routes(app)
     _setup_optional(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.cleanup_ctx.append(_lifecycle)
     return app
+
+
+def _metrics(settings: Settings, store: Store) -> Metrics:
+    m = Metrics(enabled=settings.metrics_enabled, tenant_label=settings.metrics_tenant_label)
+    if m.enabled:
+        store.on_timing = m.observe_db
+
+        async def activity_backlog() -> int:
+            async with store.read() as r:
+                return await r.count_activity()
+
+        m.add_backlog("activity", activity_backlog)
+    return m
 
 
 def _setup_optional(app: web.Application) -> None:

@@ -8,7 +8,7 @@ edge middleware renders any :class:`ScimError` raised here that way for paths un
 Routes::
 
     GET/POST   /api/v1/tenants
-    GET/PATCH  /api/v1/tenants/{tenant_id}
+    GET/PATCH/DELETE /api/v1/tenants/{tenant_id}
     GET/POST   /api/v1/tenants/{tenant_id}/api-keys
     DELETE     /api/v1/tenants/{tenant_id}/api-keys/{key_id}
     GET        /api/v1/tenants/{tenant_id}/users?limit=&cursor=
@@ -109,6 +109,10 @@ async def update_tenant(request: web.Request) -> Any:
     )
 
 
+async def delete_tenant(request: web.Request) -> Any:
+    return await management.delete_tenant(_store(request), request.match_info["tenant_id"])
+
+
 # api keys --------------------------------------------------------------------------------------
 async def list_keys(request: web.Request) -> Any:
     return {"api_keys": await management.list_keys(_store(request), request.match_info["tenant_id"])}
@@ -159,6 +163,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(PREFIX + "/tenants", _route(create_tenant))
     r.add_get(t, _route(get_tenant), allow_head=False)
     r.add_patch(t, _route(update_tenant))
+    r.add_delete(t, _route(delete_tenant))
     r.add_get(t + "/api-keys", _route(list_keys), allow_head=False)
     r.add_post(t + "/api-keys", _route(create_key))
     r.add_delete(t + "/api-keys/{key_id}", _route(revoke_key))

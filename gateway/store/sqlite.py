@@ -7,12 +7,13 @@ import itertools
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+import time
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import aiosqlite
 
 from gateway.core.sqlfilter import SQLITE_FUNCTIONS
-from gateway.store.base import Reader, StoreConflict, Tx
+from gateway.store.base import Reader, StoreConflict, StoreUnavailable, Tx
 from gateway.store.migrations import migration_scripts
 from gateway.store.sql import SqlOps
 
@@ -20,6 +21,8 @@ _BUSY_TIMEOUT_MS = 10_000
 
 
 class _Conn:
+    dialect = "sqlite"
+
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
@@ -51,6 +54,8 @@ class _SyncConn:
     thread and back; scans never come here (SqlOps sends them to ``scan_conn``). WAL readers never
     wait for the writer, so this cannot block the loop on a lock.
     """
+
+    dialect = "sqlite"
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -94,19 +99,41 @@ class SqliteStore:
         self._cycle: Any = None
         self._point: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self.applied_migrations: list[int] = []
+        self.on_timing: Callable[[str, float], None] | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in _PRAGMAS:
-            await db.execute(pragma)
-        # Case-insensitive comparisons in SQL must fold exactly as Python does (SQLite's lower() is ASCII-only).
-        for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
-            await db.create_function(name, nargs, fn, deterministic=True)
+        try:
+            for pragma in _PRAGMAS:
+                await db.execute(pragma)
+            # Case-insensitive comparisons in SQL must fold exactly as Python does (SQLite's lower() is ASCII-only).
+            for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
+                await db.create_function(name, nargs, fn, deterministic=True)
+        except BaseException:
+            await db.close()  # else its (non-daemon) thread keeps the process alive: a hang, not an error
+            raise
         return db
 
     async def open(self) -> None:
+        """Connect and migrate; :class:`StoreUnavailable` with a one-line reason when the file can't serve."""
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                raise StoreUnavailable(f"cannot open SQLite database {self.path}: directory {parent} does not exist")
+        try:
+            await self._open()
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            message = str(exc)
+            if "not a database" in message or "malformed" in message:
+                raise StoreUnavailable(f"{self.path} is not a SQLite database ({message})") from None
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {message}") from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         self._writer = await self._connect()
         await self._migrate(self._writer)
         if self.path == ":memory:":
@@ -123,9 +150,11 @@ class SqliteStore:
     async def _migrate(self, db: aiosqlite.Connection) -> None:
         await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT)")
         done = {r[0] for r in await db.execute_fetchall("SELECT version FROM schema_migrations")}
+        self.applied_migrations = []
         for version, script in migration_scripts("sqlite"):
             if version in done:
                 continue
+            self.applied_migrations.append(version)
             # executescript commits; wrap the script and its bookkeeping in one explicit transaction.
             await db.executescript(
                 f"BEGIN IMMEDIATE;\n{script}\n"
@@ -144,13 +173,22 @@ class SqliteStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
         scan = _Conn(next(self._cycle))
-        yield SqlOps(_SyncConn(self._point) if self._point is not None else scan, scan_conn=scan)
+        timing = self.on_timing
+        if timing is None:
+            yield SqlOps(_SyncConn(self._point) if self._point is not None else scan, scan_conn=scan)
+            return
+        started = time.perf_counter()
+        try:
+            yield SqlOps(_SyncConn(self._point) if self._point is not None else scan, scan_conn=scan)
+        finally:
+            timing("read", time.perf_counter() - started)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         assert self._writer is not None, "store is not open"
         async with self._write_lock:
             db = self._writer
+            started = time.perf_counter()
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield SqlOps(_Conn(db))
@@ -159,3 +197,6 @@ class SqliteStore:
                 raise
             else:
                 await db.execute("COMMIT")
+            finally:
+                if self.on_timing is not None:
+                    self.on_timing("write", time.perf_counter() - started)

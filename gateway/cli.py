@@ -294,6 +294,20 @@ async def _sso_sign_in(args: argparse.Namespace, settings: Settings, store: Stor
     return ExitCode.OK if decision.allowed else ExitCode.REJECTED
 
 
+# portal links ----------------------------------------------------------------------------------
+async def _portal_link(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.identity import management
+
+    try:
+        body = management.parse(management.PortalLinkCreate, {"minutes": args.minutes})
+        link = await management.create_portal_link(store, args.tenant_id, body, settings.base_url())
+    except management.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, link, f"{link['url']}\nSingle use; expires {link['expires_at']}. It opens this tenant's portal "
+                       "settings for whoever holds it: send it only to the tenant's IT admin.")
+    return 0
+
+
 async def _migrate(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from gateway.store.migrations import migration_scripts
 
@@ -320,6 +334,7 @@ async def _tenants_delete(args: argparse.Namespace, settings: Settings, store: S
 
 # serve ---------------------------------------------------------------------------------------
 async def _ensure_demo(settings: Settings) -> dict[str, str]:
+    from gateway.identity import portal_access
     from gateway.identity.tenants import create_api_key, create_tenant
 
     store = open_store(settings.database, connect_timeout=settings.database_connect_timeout)
@@ -334,7 +349,9 @@ async def _ensure_demo(settings: Settings) -> dict[str, str]:
             return {}
         # Keys are stored hashed, so an existing demo key cannot be shown again: mint a fresh one.
         key = await create_api_key(store, demo.id, "demo (serve --demo)")
-        return {"tenant_id": demo.id, "scim_url": settings.scim_url(demo.id), "key": key.key}
+        link = await portal_access.create_link(store, demo, 60)
+        return {"tenant_id": demo.id, "scim_url": settings.scim_url(demo.id), "key": key.key,
+                "portal": f"{settings.base_url()}/portal/link?token={link.token}"}
     finally:
         await store.close()
 
@@ -364,6 +381,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             if demo:
                 print(f"Demo tenant: {demo['tenant_id']}\nSCIM endpoint: {demo['scim_url']}\nAPI key (shown once): {demo['key']}")
                 print(f"Try: curl -H 'Authorization: Bearer {demo['key']}' {demo['scim_url']}/Users")
+                print(f"Portal link for the demo tenant (single use, 60 minutes): {demo['portal']}")
+                print(f"Operators sign in at {settings.base_url()}/portal/login with the admin API token")
         else:
             asyncio.run(_with_store(settings, _noop))  # opening the store applies migrations before serving
         print(f"Serving on http://{settings.host}:{settings.port} (database: {_shown_database(settings.database)}, "
@@ -534,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--cursor", help="resume after the last event of the previous page")
     a.add_argument("--json", action="store_true")
 
+    pl = sub.add_parser("portal-link", help="a single-use, expiring link to one tenant's portal settings")
+    pl.add_argument("tenant_id")
+    pl.add_argument("--minutes", type=int, default=5, help="minutes until the link expires (1-60)")
+    pl.add_argument("--json", action="store_true")
+
     m = sub.add_parser("migrate", help="apply database migrations (says which, or that none were pending)")
     m.add_argument("--json", action="store_true")
     _fill_help(p)
@@ -590,6 +614,7 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
     ("scim", "enable"): _scim_toggle,
     ("scim", "disable"): _scim_toggle,
     ("activity", None): _activity,
+    ("portal-link", None): _portal_link,
     ("migrate", None): _migrate,
 }
 

@@ -50,6 +50,9 @@ class Settings(BaseModel):
     metrics_token: str | None = Field(None, description="Bearer token /metrics requires; unset = /metrics is open")
     metrics_tenant_label: bool = Field(
         False, description="Add a tenant label to request metrics (one series per tenant: mind the cardinality)")
+    # --- admin portal (issue 9) ---
+    portal_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="A portal session ends after this long unused")
+    portal_session_hours: int = Field(12, ge=1, le=24 * 30, description="A portal session ends this long after sign-in")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, *, flags: dict[str, str] | None = None,
@@ -81,6 +84,9 @@ class Settings(BaseModel):
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host
         return f"http://{host}:{self.port}"
+
+    def secure_cookies(self) -> bool:
+        return self.base_url().lower().startswith("https://")
 
     def scim_url(self, tenant_id: str) -> str:
         return f"{self.base_url()}/scim/v2/{tenant_id}"

@@ -43,6 +43,12 @@ async def store(request: Any, tmp_path: Path) -> AsyncIterator[Store]:
         await s.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def unopened_store(request: Any, tmp_path: Path) -> Store:
+    """A store on each configured backend, not yet opened: for an app whose lifecycle opens and closes it."""
+    return make_store(request.param, tmp_path)
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
     """A real `scim-gateway serve --demo` process on a free port: yields {'url', 'key'}."""

@@ -1,70 +1,41 @@
 """The admin API under ``/api/v1``: thin handlers over :mod:`gateway.identity.management` and :mod:`gateway.identity.sso`.
 
-Every route needs ``Authorization: Bearer <admin token>`` (``SCIM_GATEWAY_ADMIN_TOKEN``), compared
-in constant time; with no token configured every request is refused, so a gateway started without
-one never exposes tenant administration. Errors are ``{"error": <code>, "detail": <text>}`` (the
+Every route goes through :func:`gateway.http.access.admin_route`: the admin bearer token
+(``SCIM_GATEWAY_ADMIN_TOKEN``, compared in constant time) or a portal session cookie; a session
+opened from a portal link reaches only its own tenant (other tenants 404, operator-only routes 403),
+and cookie-authenticated writes must be same-origin. With no token configured and no session every
+request is refused, so a gateway started without one never exposes tenant administration. Errors are ``{"error": <code>, "detail": <text>}`` (the
 edge middleware renders any :class:`ScimError` raised here that way for paths under ``/api/``).
 
 Routes::
 
-    GET/POST   /api/v1/tenants
-    GET/PATCH/DELETE /api/v1/tenants/{tenant_id}
+    GET/POST   /api/v1/tenants                                  operator only
+    GET/PATCH  /api/v1/tenants/{tenant_id}                      (name, activity_retention: operator only)
+    DELETE     /api/v1/tenants/{tenant_id}                      operator only: the tenant and all its data
+    POST       /api/v1/tenants/{tenant_id}/portal-links         operator only
     GET/POST   /api/v1/tenants/{tenant_id}/api-keys
     DELETE     /api/v1/tenants/{tenant_id}/api-keys/{key_id}
     GET        /api/v1/tenants/{tenant_id}/users?limit=&cursor=
     PUT        /api/v1/tenants/{tenant_id}/users/{user_id}/roles
     GET        /api/v1/tenants/{tenant_id}/activity?type=&limit=&cursor=
-    POST       /api/v1/tenants/{tenant_id}/sso/sign-in
+    POST       /api/v1/tenants/{tenant_id}/sso/sign-in          operator only
 """
 
 from __future__ import annotations
 
-import hmac
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
-from gateway.core.errors import ScimError
+from gateway.http.access import AdminApiError, Handler, Principal, admin_route, authorize, principal_key
 from gateway.http.appkeys import gateway_key
 from gateway.identity import management, sso
 
 PREFIX = "/api/v1"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Tenant settings only the operator may change: the tenant's label and the storage it may use.
+_OPERATOR_FIELDS = ("name", "activity_retention")
 
-
-class AdminApiError(ScimError):
-    """An admin API failure; the middleware renders ``scim_type`` as the ``error`` code."""
-
-
-def _error(exc: management.AdminError) -> AdminApiError:
-    return AdminApiError(exc.detail, status=exc.status, scim_type=exc.code)
-
-
-def _authorize(request: web.Request) -> None:
-    expected = request.app[gateway_key].settings.admin_token
-    if not expected:
-        raise AdminApiError("the admin API is disabled: no admin token is configured (SCIM_GATEWAY_ADMIN_TOKEN)",
-                            status=401, scim_type="unauthorized")
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
-        raise AdminApiError("send 'Authorization: Bearer <admin token>'", status=401, scim_type="unauthorized")
-
-
-def _route(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
-    """Authenticate, run the action, turn :class:`AdminError` into the JSON error response."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        _authorize(request)
-        try:
-            out = await fn(request)
-        except management.AdminError as exc:
-            raise _error(exc) from None
-        if isinstance(out, web.StreamResponse):
-            return out
-        return web.json_response(out)
-
-    handler.__name__ = fn.__name__
-    return handler
+__all__ = ["AdminApiError", "Handler", "PREFIX", "Principal", "admin_route", "authorize", "principal_key", "setup_routes"]
 
 
 async def _body(request: web.Request, model: type[Any], *, read_only_check: bool = False) -> Any:
@@ -104,6 +75,10 @@ async def get_tenant(request: web.Request) -> Any:
 
 async def update_tenant(request: web.Request) -> Any:
     body = await _body(request, management.TenantUpdate, read_only_check=True)
+    if not request[principal_key].is_operator:
+        denied = [f for f in _OPERATOR_FIELDS if f in body.model_fields_set]
+        if denied:
+            raise AdminApiError(f"only the gateway operator may change {', '.join(denied)}", status=403, scim_type="operator_only")
     return await management.update_tenant(
         _store(request), request.match_info["tenant_id"], body, _scim_url(request), idps=_idps(request)
     )
@@ -111,6 +86,14 @@ async def update_tenant(request: web.Request) -> Any:
 
 async def delete_tenant(request: web.Request) -> Any:
     return await management.delete_tenant(_store(request), request.match_info["tenant_id"])
+
+
+async def create_portal_link(request: web.Request) -> Any:
+    raw = await request.read()
+    body = management.parse(management.PortalLinkCreate, raw if raw.strip() else b"{}")
+    link = await management.create_portal_link(_store(request), request.match_info["tenant_id"], body,
+                                               request.app[gateway_key].settings.base_url())
+    return web.json_response(link, status=201, headers={"Cache-Control": "no-store"})
 
 
 # api keys --------------------------------------------------------------------------------------
@@ -159,15 +142,16 @@ def setup_routes(app: web.Application) -> None:
     """Register the admin API (called by ``create_app``)."""
     t = PREFIX + "/tenants/{tenant_id}"
     r = app.router
-    r.add_get(PREFIX + "/tenants", _route(list_tenants), allow_head=False)
-    r.add_post(PREFIX + "/tenants", _route(create_tenant))
-    r.add_get(t, _route(get_tenant), allow_head=False)
-    r.add_patch(t, _route(update_tenant))
-    r.add_delete(t, _route(delete_tenant))
-    r.add_get(t + "/api-keys", _route(list_keys), allow_head=False)
-    r.add_post(t + "/api-keys", _route(create_key))
-    r.add_delete(t + "/api-keys/{key_id}", _route(revoke_key))
-    r.add_get(t + "/users", _route(list_users), allow_head=False)
-    r.add_put(t + "/users/{user_id}/roles", _route(set_roles))
-    r.add_get(t + "/activity", _route(list_activity), allow_head=False)
-    r.add_post(t + "/sso/sign-in", _route(sign_in))
+    r.add_get(PREFIX + "/tenants", admin_route(list_tenants, operator_only=True), allow_head=False)
+    r.add_post(PREFIX + "/tenants", admin_route(create_tenant, operator_only=True))
+    r.add_get(t, admin_route(get_tenant), allow_head=False)
+    r.add_patch(t, admin_route(update_tenant))
+    r.add_delete(t, admin_route(delete_tenant, operator_only=True))
+    r.add_post(t + "/portal-links", admin_route(create_portal_link, operator_only=True))
+    r.add_get(t + "/api-keys", admin_route(list_keys), allow_head=False)
+    r.add_post(t + "/api-keys", admin_route(create_key))
+    r.add_delete(t + "/api-keys/{key_id}", admin_route(revoke_key))
+    r.add_get(t + "/users", admin_route(list_users), allow_head=False)
+    r.add_put(t + "/users/{user_id}/roles", admin_route(set_roles))
+    r.add_get(t + "/activity", admin_route(list_activity), allow_head=False)
+    r.add_post(t + "/sso/sign-in", admin_route(sign_in, operator_only=True))

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Collection, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gateway.clock import now
-from gateway.identity import activity, roles, tenants
+from gateway.identity import activity, portal_access, roles, tenants
 from gateway.identity.roles import RoleMapping, RoleName
 from gateway.plugin_manager import installed_idps
 from gateway.store.base import ApiKeyRow, EventRow, Query, ResourceRow, Store, TenantRow
@@ -92,6 +92,10 @@ class TenantUpdate(StrictModel):
 
 class ApiKeyCreate(StrictModel):
     name: Name
+
+
+class PortalLinkCreate(StrictModel):
+    minutes: int = Field(portal_access.DEFAULT_LINK_MINUTES, ge=1, le=portal_access.MAX_LINK_MINUTES)
 
 
 class RolesUpdate(StrictModel):
@@ -309,6 +313,14 @@ async def revoke_key(store: Store, tenant_id: str, key_id: str) -> None:
         raise AdminError(404, "not_found", f"no live API key {key_id!r} in tenant {tenant_id!r}")
 
 
+# portal links -------------------------------------------------------------------------------------
+async def create_portal_link(store: Store, tenant_id: str, body: PortalLinkCreate, base_url: str) -> dict[str, Any]:
+    """A single-use link opening a portal session scoped to ``tenant_id``; ``url`` is its only copy."""
+    tenant = await require_tenant(store, tenant_id)
+    link = await portal_access.create_link(store, tenant, body.minutes)
+    return {"url": f"{base_url.rstrip('/')}/portal/link?token={link.token}", "expires_at": link.expires}
+
+
 # users and roles ----------------------------------------------------------------------------------
 async def list_users(store: Store, tenant_id: str, *, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
     """One page of the tenant's users (SCIM-provisioned and JIT alike), oldest first, with ``next_cursor``."""
@@ -368,11 +380,13 @@ async def list_activity(
 __all__ = [
     "AdminError",
     "ApiKeyCreate",
+    "PortalLinkCreate",
     "Retention",
     "RolesUpdate",
     "TenantCreate",
     "TenantUpdate",
     "create_key",
+    "create_portal_link",
     "create_tenant",
     "get_tenant",
     "list_activity",

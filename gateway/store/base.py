@@ -96,7 +96,41 @@ class EventRow:
     data: dict[str, Any]
 
 
-class Reader(Protocol):
+# portal access (issue 9) ---------------------------------------------------------------------
+@dataclass(slots=True)
+class PortalLinkRow:
+    tenant_id: str
+    created: str
+    expires: str
+    used: str | None
+
+
+@dataclass(slots=True)
+class PortalSessionRow:
+    """A portal session; ``tenant_id`` None is an operator's. Only the id's hash is stored."""
+
+    id_hash: str
+    tenant_id: str | None
+    created: str
+    last_seen: str
+    expires: str
+
+
+class PortalReader(Protocol):
+    async def get_portal_link(self, token_hash: str) -> PortalLinkRow | None: ...
+    async def get_portal_session(self, id_hash: str) -> PortalSessionRow | None: ...
+
+
+class PortalTx(PortalReader, Protocol):
+    async def insert_portal_link(self, token_hash: str, tenant_id: str, created: str, expires: str) -> None: ...
+    async def use_portal_link(self, token_hash: str, when: str) -> bool: ...
+    async def insert_portal_session(self, row: PortalSessionRow) -> None: ...
+    async def touch_portal_session(self, id_hash: str, when: str) -> None: ...
+    async def delete_portal_session(self, id_hash: str) -> bool: ...
+    async def prune_portal(self, *, now: str, idle_before: str) -> int: ...
+
+
+class Reader(PortalReader, Protocol):
     async def get_tenant(self, tenant_id: str) -> TenantRow | None: ...
     async def list_tenants(self) -> list[TenantRow]: ...
     async def find_api_key_tenant(self, key_hash: str) -> tuple[ApiKeyRow, str, TenantRow] | None: ...
@@ -144,7 +178,7 @@ class Reader(Protocol):
         ...
 
 
-class Tx(Reader, Protocol):
+class Tx(Reader, PortalTx, Protocol):
     async def insert_tenant(self, row: TenantRow) -> None: ...
     async def update_tenant(self, tenant_id: str, **fields: Any) -> None: ...
     async def insert_api_key(self, row: ApiKeyRow, key_hash: str) -> None: ...

@@ -20,6 +20,7 @@ from gateway.store.base import (
     TenantRow,
 )
 from gateway.store.ops import OpsSql
+from gateway.store.portal import PortalOps
 from gateway.store.rows import fold, group_columns, user_columns, user_email_rows
 
 
@@ -80,7 +81,7 @@ def _group(r: Any) -> ResourceRow:
     return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
 
 
-class SqlOps(OpsSql):
+class SqlOps(OpsSql, PortalOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:

@@ -5,87 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import time
-from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable
 
 import structlog
 from aiohttp import web
 
-from gateway.clock import format_time
-from gateway.core.errors import ScimError
-from gateway.core.service import ScimService
 from gateway.http import ops
-from gateway.http.appkeys import client_key, gateway_key, metrics_key, outcome_key, request_id_key, scim_request_key
+from gateway.http.appkeys import gateway_key, metrics_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
-from gateway.identity import activity, roles
+from gateway.identity import activity
 from gateway.metrics import Metrics
 from gateway.plugin_manager import PluginHost
+from gateway.runtime import Gateway
 from gateway.settings import Settings
 from gateway.store import Store, open_store
-from gateway.store.base import TenantRow
 
 log = structlog.get_logger("scim_gateway.app")
 
-
-class Gateway:
-    """What a running gateway holds: settings, store, plugins and the SCIM service."""
-
-    def __init__(self, settings: Settings, store: Store, plugins: PluginHost) -> None:
-        self.settings = settings
-        self.store = store
-        self.plugins = plugins
-        self.service = ScimService(
-            store,
-            base_url=settings.scim_url,
-            default_page_size=settings.default_page_size,
-            max_page_size=settings.max_page_size,
-        )
-        # Roles first, so the provisioning event describes the change with its roles already applied.
-        self.service.listeners.append(roles.role_listener)
-        self.service.listeners.append(activity.provisioning_listener)
-        self.bulk_supported = _bulk_available()
-        self._touched: dict[str, float] = {}
-
-    def touch_key(self, key_id: str) -> None:
-        """Remember a key's last use; flushed in batches so a read never waits on a write."""
-        self._touched[key_id] = time.time()
-
-    async def flush_key_usage(self) -> None:
-        if not self._touched:
-            return
-        touched, self._touched = self._touched, {}
-        async with self.store.write() as tx:
-            for key_id, when in sorted(touched.items()):  # one order in every process: no lock-order deadlock
-                await tx.touch_api_key(key_id, format_time(datetime.fromtimestamp(when, timezone.utc)))
-
-    async def record_scim_request(self, request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
-        sreq = request.get(scim_request_key)
-        outcome = request.get(outcome_key)
-        try:
-            await activity.record_request(
-                self.store,
-                tenant,
-                method=request.method,
-                path=request.path,
-                status=status,
-                client=request.get(client_key),
-                request_id=request[request_id_key],
-                request_body=sreq.body if sreq is not None else None,
-                response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
-                error=error,
-            )
-        except Exception:  # the activity log must never turn a served request into a failure
-            log.exception("activity_write_failed", tenant=tenant.id)
-
-
-def _bulk_available() -> bool:
-    try:
-        import gateway.core.bulk  # noqa: F401
-    except ImportError:
-        return False
-    return True
+__all__ = ["Gateway", "create_app"]
 
 
 def create_app(

@@ -27,7 +27,7 @@ hookspec = pluggy.HookspecMarker("scim_gateway")
 def scim_startup(gateway: Any) -> None:
     """Called once when the application starts, before it serves requests. May be a coroutine.
 
-    ``gateway`` is the :class:`gateway.app.Gateway` (settings, store). Validate the plugin's own
+    ``gateway`` is the :class:`gateway.runtime.Gateway` (settings, store). Validate the plugin's own
     settings here and raise to refuse to start with a bad configuration.
     """
 

@@ -9,37 +9,20 @@ import dataclasses
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.core import discovery
+from gateway.core import discovery, routes
 from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
-from gateway.core.schema import SEARCH_REQUEST_SCHEMA, ResourceType
-from gateway.core.service import Result, list_params
+from gateway.core.routes import Route
+from gateway.core.schema import SEARCH_REQUEST_SCHEMA
+from gateway.core.paging import list_params
+from gateway.core.service import Result
+from gateway.runtime import Gateway
+from gateway.store.base import TenantRow
 from gateway.types import Client, ScimRequest
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger("scim_gateway.pipeline")
 GENERIC = "generic"
-_ALLOWED = {
-    "collection": {"GET", "POST"},
-    "item": {"GET", "PUT", "PATCH", "DELETE"},
-    "search": {"POST"},
-    "bulk": {"POST"},
-    "discovery": {"GET"},
-}
-
-
-@dataclass(slots=True)
-class Route:
-    kind: str  # collection | item | search | bulk | discovery
-    rtype: ResourceType | None = None
-    resource_id: str | None = None
-    discovery: str | None = None
-    key: str | None = None
-
-
 @dataclass(slots=True)
 class Outcome:
     status: int
@@ -48,31 +31,7 @@ class Outcome:
     client: str = GENERIC
 
 
-def route(gw: "Gateway", path: str) -> Route:
-    """Map a tenant-relative path to what it addresses (endpoint names are matched case-insensitively)."""
-    parts = [p for p in path.split("/") if p]
-    types = gw.service.endpoints
-    if not parts:
-        raise NotFoundError("no SCIM endpoint at the tenant root; try /Users or /Groups")
-    head = parts[0].lower()
-    if head == ".search" and len(parts) == 1:
-        return Route("search")
-    if head == "bulk" and len(parts) == 1:
-        return Route("bulk")
-    if head in ("serviceproviderconfig", "resourcetypes", "schemas") and len(parts) <= 2:
-        return Route("discovery", discovery=head, key=parts[1] if len(parts) == 2 else None)
-    rtype = types.get(head)
-    if rtype is not None:
-        if len(parts) == 1:
-            return Route("collection", rtype)
-        if len(parts) == 2:
-            if parts[1] == ".search":
-                return Route("search", rtype)
-            return Route("item", rtype, parts[1])
-    raise NotFoundError(f"no SCIM endpoint at {path}")
-
-
-def identify(gw: "Gateway", request: ScimRequest) -> Client:
+def identify(gw: Gateway, request: ScimRequest) -> Client:
     idp = request.tenant.idp
     if idp and idp != "auto":
         return Client(idp)
@@ -80,13 +39,14 @@ def identify(gw: "Gateway", request: ScimRequest) -> Client:
     return Client(name or GENERIC)
 
 
-async def handle(gw: "Gateway", request: ScimRequest) -> Outcome:
-    """Run one SCIM request through the hooks and the core. ScimErrors propagate to the HTTP layer."""
+async def handle(gw: Gateway, request: ScimRequest, tenant: TenantRow) -> Outcome:
+    """Run one SCIM request for ``tenant`` (the stored row behind ``request.tenant``) through the hooks
+    and the core. ScimErrors propagate to the HTTP layer."""
     client = identify(gw, request)
     request.stash["client"] = client.name
     hooks = gw.plugins.hooks_for(client.name)
     try:
-        result = await _dispatch(gw, hooks, client, request)
+        result = await _dispatch(gw, hooks, client, request, tenant)
     except ScimError as exc:
         body = exc.to_body()
         hooks.scim_shape_response(client=client, request=request, status=exc.status, body=body)
@@ -110,7 +70,7 @@ class _Shaped(Exception):
 ShapedError = _Shaped
 
 
-async def _notify(gw: "Gateway", hooks: Any, client: Client, change: Any) -> None:
+async def _notify(gw: Gateway, hooks: Any, client: Client, change: Any) -> None:
     for impl in hooks.scim_resource_changed.get_hookimpls():
         try:
             out = impl.function(client=client, change=change)
@@ -126,12 +86,11 @@ def _body_object(request: ScimRequest) -> dict[str, Any]:
     return request.body
 
 
-async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequest) -> Result:
-    r = route(gw, request.path)
+async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimRequest, tenant: TenantRow) -> Result:
+    r = routes.resolve(request.path)
     method = request.method.upper()
-    if method not in _ALLOWED[r.kind]:
+    if method not in r.methods:
         raise ScimError(f"{method} is not allowed on {request.path}", status=405)
-    tenant = request.tenant
     svc = gw.service
     if request.query:
         hooks.scim_normalize_query(client=client, request=request, query=request.query)
@@ -146,7 +105,7 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
         async def run_one(sub: ScimRequest) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
             # each Bulk operation goes through this same pipeline, hooks included
             try:
-                out = await handle(gw, sub)
+                out = await handle(gw, sub, tenant)
             except _Shaped as shaped:
                 return shaped.error.status, shaped.body, {}
             return out.status, out.body, out.headers
@@ -159,15 +118,16 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
         query = {k: (",".join(v) if isinstance(v, list) else str(v)) for k, v in body.items() if k != "schemas"}
         hooks.scim_normalize_query(client=client, request=request, query=query)
         params = list_params(query)
-        if r.rtype is None:
+        if r.resource_type is None:
             return await _search_all(gw, tenant, params)
-        return await svc.search(tenant, r.rtype, params)
+        return await svc.search(tenant, svc.types[r.resource_type], params)
 
-    assert r.rtype is not None
+    assert r.resource_type is not None
+    rtype = svc.types[r.resource_type]
     params = list_params(request.query)
     if r.kind == "collection":
         if method == "GET":
-            return await svc.search(tenant, r.rtype, params)
+            return await svc.search(tenant, rtype, params)
         payload = _body_object(request)
         hooks.scim_normalize_resource(client=client, request=request, payload=payload)
 
@@ -176,35 +136,35 @@ async def _dispatch(gw: "Gateway", hooks: Any, client: Client, request: ScimRequ
             return out or None
 
         return await svc.create(
-            tenant, r.rtype, payload, correlation=correlation, context=ctx,
+            tenant, rtype, payload, correlation=correlation, context=ctx,
             attributes=params.attributes, excluded=params.excluded,
         )
     rid = r.resource_id
     assert rid is not None
     if method == "GET":
         return await svc.get(
-            tenant, r.rtype, rid, attributes=params.attributes, excluded=params.excluded,
+            tenant, rtype, rid, attributes=params.attributes, excluded=params.excluded,
             if_none_match=request.headers.get("if-none-match"),
         )
     if method == "DELETE":
-        return await svc.delete(tenant, r.rtype, rid, if_match=request.headers.get("if-match"), context=ctx)
+        return await svc.delete(tenant, rtype, rid, if_match=request.headers.get("if-match"), context=ctx)
     payload = _body_object(request)
     if method == "PUT":
         hooks.scim_normalize_resource(client=client, request=request, payload=payload)
         return await svc.replace(
-            tenant, r.rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
+            tenant, rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
             attributes=params.attributes, excluded=params.excluded,
         )
     ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
     if isinstance(ops, list):
         hooks.scim_normalize_patch(client=client, request=request, operations=ops)
     return await svc.patch(
-        tenant, r.rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
+        tenant, rtype, rid, payload, if_match=request.headers.get("if-match"), context=ctx,
         attributes=params.attributes, excluded=params.excluded,
     )
 
 
-async def _search_all(gw: "Gateway", tenant: Any, params: Any) -> Result:
+async def _search_all(gw: Gateway, tenant: TenantRow, params: Any) -> Result:
     """Root-level ``/.search`` (RFC 7644 §3.4.3): the same query over every resource type, concatenated."""
     svc = gw.service
     resources: list[dict[str, Any]] = []
@@ -229,7 +189,7 @@ async def _search_all(gw: "Gateway", tenant: Any, params: Any) -> Result:
     })
 
 
-def _discovery(gw: "Gateway", r: Route, base: str) -> Result:
+def _discovery(gw: Gateway, r: Route, base: str) -> Result:
     s = gw.settings
     if r.discovery == "serviceproviderconfig":
         if r.key:

@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway import hookspecs
 from gateway.app import create_app
+from gateway.core import routes
 from gateway.http.appkeys import gateway_key
 from gateway.identity.tenants import create_api_key, create_tenant
 from gateway.settings import Settings
@@ -163,14 +164,13 @@ def make_request(
     idp: str = "auto",
 ) -> ScimRequest:
     """A synthetic :class:`ScimRequest`, for hook unit tests."""
-    parts = [p for p in path.split("?")[0].split("/") if p]
-    tenant = Tenant(id="test-tenant", name="Test", idp=idp, scim_enabled=True, log_successful_events=False,
-                    role_mapping={"source": "portal"}, settings={}, created="2026-01-01T00:00:00.000000Z")
+    route = routes.match(path)
+    tenant = Tenant(id="test-tenant", name="Test", idp=idp, scim_enabled=True)
     return ScimRequest(
         method=method,
         path=path,
-        resource_type={"users": "User", "groups": "Group"}.get(parts[0].lower()) if parts else None,
-        resource_id=parts[1] if len(parts) > 1 else None,
+        resource_type=route.resource_type if route else None,
+        resource_id=route.resource_id if route else None,
         query=dict(query or {}),
         headers={k.lower(): v for k, v in (headers or {}).items()},
         body=copy.deepcopy(body),

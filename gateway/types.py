@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
-from gateway.store.base import TenantRow as Tenant
-
 __all__ = ["Change", "Client", "ScimRequest", "Tenant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """The tenant a request is for, as plugins see it (read-only).
+
+    ``idp`` is the tenant's IdP setting (``auto``, ``okta``, ``entra``, ``generic`` or an installed
+    plugin's name); ``settings`` is the tenant's free-form settings object, read-only.
+    """
+
+    id: str
+    name: str
+    idp: str
+    scim_enabled: bool
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ import dataclasses
 import re
 from typing import Any, Awaitable, Callable
 
+from gateway.core import routes
 from gateway.core.errors import InvalidSyntaxError, InvalidValueError, PayloadTooLargeError, ScimError
 from gateway.core.schema import BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA
 from gateway.core.service import Result
@@ -81,7 +82,7 @@ def _validate(body: Any, max_operations: int) -> tuple[list[dict[str, Any]], int
             raise InvalidSyntaxError(f"Operations[{i}].method must be one of POST, PUT, PATCH, DELETE")
         if not isinstance(op.get("path"), str) or not op["path"].startswith("/"):
             raise InvalidSyntaxError(f"Operations[{i}].path must be a resource path such as /Users")
-        if op["path"].strip("/").split("/")[0].lower() not in ("users", "groups"):
+        if op["path"].strip("/").split("/")[0].lower() not in routes.RESOURCE_ENDPOINTS:
             raise InvalidSyntaxError(f"Operations[{i}].path must address /Users or /Groups")
         bulk_id = op.get("bulkId")
         if method.upper() == "POST" and not isinstance(bulk_id, str):
@@ -138,7 +139,7 @@ async def _run(
         return _op_result(op, err.status, err.to_body(), {})
     method = op["method"].upper()
     path = _resolve_path(op["path"], ids)
-    parts = [p for p in path.split("?")[0].split("/") if p]
+    route = routes.match(path)
     headers = dict(parent.headers)
     if isinstance(op.get("version"), str):
         headers["if-match"] = op["version"]
@@ -146,8 +147,8 @@ async def _run(
         parent,
         method=method,
         path=path,
-        resource_type={"users": "User", "groups": "Group"}.get(parts[0].lower()) if parts else None,
-        resource_id=parts[1] if len(parts) > 1 else None,
+        resource_type=route.resource_type if route else None,
+        resource_id=route.resource_id if route else None,
         query={},
         headers=headers,
         body=_resolve(copy.deepcopy(op.get("data")), ids),

@@ -33,21 +33,8 @@ from decimal import Decimal
 from typing import Any, Callable, Literal
 
 from gateway.core.errors import InvalidFilterError, InvalidValueError
-from gateway.core.filter import (
-    STRING_TYPES,
-    AttrPath,
-    BAnd,
-    BCmp,
-    BConst,
-    BNot,
-    BOr,
-    Bound,
-    BValuePath,
-    Node,
-    _test,
-    bind,
-    split_attr_path,
-)
+from gateway.core.filter import (STRING_TYPES, AttrPath, BAnd, BCmp, BConst, BNot, BOr, Bound, BValuePath, Node,
+    bind, split_attr_path, value_matches)
 from gateway.core.schema import Attribute, ResourceType
 from gateway.store.rows import fold
 
@@ -375,7 +362,7 @@ class _Compiler:
             if sub is None or sub == "resourcetype":
                 # "meta pr" / meta.resourceType: known at compile time.
                 actual = {"created": "x"} if sub is None else self.rtype.name
-                return TRUE if _test(c.leaf, c.op, c.value, actual) else FALSE
+                return TRUE if value_matches(c.leaf, c.op, c.value, actual) else FALSE
             if sub == "created":
                 return _Scalar("r.created", "ts", column=True, nullable=False)
             if sub == "lastmodified":
@@ -391,7 +378,7 @@ class _Compiler:
                 return TRUE
             conds = []
             for urn in [self.rtype.schema, *self.rtype.extensions]:
-                if _test(c.attr, c.op, c.value, urn):
+                if value_matches(c.attr, c.op, c.value, urn):
                     conds.append(TRUE if urn == self.rtype.schema else self.json_is("r.data", [urn], "object"))
             return self.or_(conds)
         return None

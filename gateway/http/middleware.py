@@ -14,7 +14,9 @@ from gateway.http.appkeys import client_key, gateway_key, metrics_key, outcome_k
 from gateway.http.metrics import observe
 from gateway.http.ops import QUIET_PATHS
 from gateway.http.scim import scim_response
+from gateway.identity import activity
 from gateway.pipeline import ShapedError
+from gateway.store.base import TenantRow
 
 log = structlog.get_logger("scim_gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,6 +36,26 @@ def _error_response(status: int, body: dict[str, object], request: web.Request) 
 def _admin_code(status: int) -> str:
     return {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
             409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}.get(status, "error")
+
+
+async def record_scim_request(request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
+    sreq = request.get(scim_request_key)
+    outcome = request.get(outcome_key)
+    try:
+        await activity.record_request(
+            request.app[gateway_key].store,
+            tenant,
+            method=request.method,
+            path=request.path,
+            status=status,
+            client=request.get(client_key),
+            request_id=request[request_id_key],
+            request_body=sreq.body if sreq is not None else None,
+            response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
+            error=error,
+        )
+    except Exception:  # the activity log must never turn a served request into a failure
+        log.exception("activity_write_failed", tenant=tenant.id)
 
 
 @web.middleware
@@ -72,9 +94,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         tenant = request.get(tenant_key)
         status = error.status if error else (response.status if "response" in locals() else 500)
-        gw = request.app[gateway_key]
         if tenant is not None and request.path.startswith("/scim/"):
-            await gw.record_scim_request(request, tenant, status, error)
+            await record_scim_request(request, tenant, status, error)
         duration = time.perf_counter() - started
         metrics = request.app[metrics_key]
         if metrics.enabled:

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from gateway import pipeline
+from gateway.core import routes
 from gateway.core.errors import (
     ForbiddenError,
     InvalidSyntaxError,
@@ -18,7 +19,8 @@ from gateway.core.errors import (
     UnauthorizedError,
 )
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
-from gateway.identity.tenants import authenticate
+from gateway.identity.tenants import authenticate, plugin_tenant
+from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
 
 SCIM_CONTENT_TYPE = "application/scim+json"
@@ -46,7 +48,7 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def _tenant_for(request: web.Request) -> Any:
+async def _tenant_for(request: web.Request) -> TenantRow:
     """Authenticate the tenant's API key; every failure is the same 401 so nothing leaks."""
     gw = request.app[gateway_key]
     tenant_id = request.match_info["tenant_id"]
@@ -91,20 +93,20 @@ async def scim_handler(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant_for(request)
     body = await _json_body(request)
     path = "/" + request.match_info.get("tail", "")
-    parts = [p for p in path.split("/") if p]
+    route = routes.match(path)
     sreq = ScimRequest(
         method=request.method,
         path=path,
-        resource_type={"users": "User", "groups": "Group"}.get(parts[0].lower()) if parts else None,
-        resource_id=parts[1] if len(parts) == 2 and not parts[1].startswith(".") else None,
+        resource_type=route.resource_type if route else None,
+        resource_id=route.resource_id if route else None,
         query=dict(request.query),
         headers={k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"},
         body=body,
-        tenant=tenant,
+        tenant=plugin_tenant(tenant),
         request_id=request[request_id_key],
     )
     request[scim_request_key] = sreq
-    outcome = await pipeline.handle(gw, sreq)
+    outcome = await pipeline.handle(gw, sreq, tenant)
     request[client_key] = outcome.client
     request[outcome_key] = outcome
     return scim_response(outcome.status, outcome.body, outcome.headers)

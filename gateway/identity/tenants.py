@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import copy
 import secrets
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Collection
 
 from gateway.clock import now
 from gateway.store.base import ApiKeyRow, Store, TenantRow
+from gateway.types import Tenant
 
 KEY_PREFIX = "scimgw_"
 AUTO = "auto"
@@ -24,6 +27,11 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def plugin_tenant(row: TenantRow) -> Tenant:
+    """The plugin-facing, read-only view of a stored tenant (plugins never hold the store's row)."""
+    return Tenant(row.id, row.name, row.idp, row.scim_enabled, MappingProxyType(copy.deepcopy(row.settings)))
 
 
 def new_tenant_id(name: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.store.sql import Conn
+    from gateway.store.conn import Conn
 
 _SQLITE_TABLES = (
     "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c"

@@ -5,18 +5,14 @@ Rows hold SHA-256 hashes of the link token and the session id, never the values 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gateway.store.base import PortalLinkRow, PortalSessionRow
-
-if TYPE_CHECKING:
-    from gateway.store.sql import Conn
+from gateway.store.conn import Conn
 
 
 class PortalOps:
     """Mixed into :class:`gateway.store.sql.SqlOps`."""
 
-    conn: "Conn"
+    conn: Conn
 
     async def insert_portal_link(self, token_hash: str, tenant_id: str, created: str, expires: str) -> None:
         await self.conn.execute(

@@ -27,7 +27,8 @@ import structlog
 
 from gateway.store.base import Reader, StoreConflict, StoreUnavailable, Tx
 from gateway.store.migrations import migration_scripts
-from gateway.store.sql import SqlOps, dumps
+from gateway.store.conn import dumps
+from gateway.store.sql import SqlOps
 
 # Taken by single-row reads inside write(); NO KEY UPDATE (what a non-key UPDATE takes anyway) does
 # not conflict with the KEY SHARE locks foreign-key checks take, so member inserts don't block on it.

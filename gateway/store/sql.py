@@ -6,9 +6,7 @@ every query, so the contract suite exercises the same statements on SQLite and P
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
-
-import orjson
+from typing import Any
 
 from gateway.store.base import (
     ApiKeyRow,
@@ -19,24 +17,10 @@ from gateway.store.base import (
     ResourceRow,
     TenantRow,
 )
+from gateway.store.conn import Conn as Conn, dumps, loads
 from gateway.store.ops import OpsSql
 from gateway.store.portal import PortalOps
 from gateway.store.rows import fold, group_columns, user_columns, user_email_rows
-
-
-class Conn(Protocol):
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
-    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None: ...
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def loads(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 _TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created"

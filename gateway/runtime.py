@@ -1,0 +1,57 @@
+"""What a running gateway holds: settings, store, plugins and the SCIM service. No aiohttp here.
+
+Everything that needs the gateway (the pipeline, the HTTP layer, plugins' ``scim_startup``) imports
+this module; it imports none of them, so the layers form no cycle.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from gateway.clock import format_time
+from gateway.core.service import ScimService
+from gateway.identity import activity, roles
+from gateway.plugin_manager import PluginHost
+from gateway.settings import Settings
+from gateway.store import Store
+
+
+class Gateway:
+    """What a running gateway holds: settings, store, plugins and the SCIM service."""
+
+    def __init__(self, settings: Settings, store: Store, plugins: PluginHost) -> None:
+        self.settings = settings
+        self.store = store
+        self.plugins = plugins
+        self.service = ScimService(
+            store,
+            base_url=settings.scim_url,
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+        )
+        # Roles first, so the provisioning event describes the change with its roles already applied.
+        self.service.listeners.append(roles.role_listener)
+        self.service.listeners.append(activity.provisioning_listener)
+        self.bulk_supported = _bulk_available()
+        self._touched: dict[str, float] = {}
+
+    def touch_key(self, key_id: str) -> None:
+        """Remember a key's last use; flushed in batches so a read never waits on a write."""
+        self._touched[key_id] = time.time()
+
+    async def flush_key_usage(self) -> None:
+        if not self._touched:
+            return
+        touched, self._touched = self._touched, {}
+        async with self.store.write() as tx:
+            for key_id, when in sorted(touched.items()):  # one order in every process: no lock-order deadlock
+                await tx.touch_api_key(key_id, format_time(datetime.fromtimestamp(when, timezone.utc)))
+
+
+def _bulk_available() -> bool:
+    try:
+        import gateway.core.bulk  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,26 @@
+"""What a store backend's connection offers the shared SQL (and the mixins SqlOps is built from).
+
+Mixins under gateway/store/ import :class:`Conn` from here, not from :mod:`gateway.store.sql`, so
+the modules SqlOps inherits from never import SqlOps's own module back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+import orjson
+
+
+class Conn(Protocol):
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None: ...
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value

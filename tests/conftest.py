@@ -72,6 +72,8 @@ def server(tmp_path: Path) -> Any:
             info["url"] = line.split()[-1]
         if line.startswith("API key"):
             info["key"] = line.split()[-1]
+        if line.startswith("Portal link"):
+            info["portal"] = line.split()[-1]
         if line.startswith("Serving on"):
             break
     for _ in range(100):

@@ -15,9 +15,10 @@ Routes::
     POST       /api/v1/tenants/{tenant_id}/portal-links         operator only
     GET/POST   /api/v1/tenants/{tenant_id}/api-keys
     DELETE     /api/v1/tenants/{tenant_id}/api-keys/{key_id}
-    GET        /api/v1/tenants/{tenant_id}/users?limit=&cursor=
+    GET        /api/v1/tenants/{tenant_id}/users?limit=&cursor=&search=
     PUT        /api/v1/tenants/{tenant_id}/users/{user_id}/roles
     GET        /api/v1/tenants/{tenant_id}/activity?type=&limit=&cursor=
+    GET        /api/v1/tenants/{tenant_id}/activity/health      last request, errors over 24 hours
     POST       /api/v1/tenants/{tenant_id}/sso/sign-in          operator only
 """
 
@@ -117,7 +118,7 @@ async def revoke_key(request: web.Request) -> Any:
 async def list_users(request: web.Request) -> Any:
     q = request.query
     return await management.list_users(_store(request), request.match_info["tenant_id"], limit=management.page_limit(q.get("limit")),
-                                  cursor=q.get("cursor") or None)
+                                       cursor=q.get("cursor") or None, search=q.get("search") or None)
 
 
 async def set_roles(request: web.Request) -> Any:
@@ -130,6 +131,10 @@ async def list_activity(request: web.Request) -> Any:
     q = request.query
     return await management.list_activity(_store(request), request.match_info["tenant_id"], type=q.get("type") or None,
                                      limit=management.page_limit(q.get("limit")), cursor=q.get("cursor") or None)
+
+
+async def activity_health(request: web.Request) -> Any:
+    return await management.connection_health(_store(request), request.match_info["tenant_id"])
 
 
 async def sign_in(request: web.Request) -> Any:
@@ -154,4 +159,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(t + "/users", admin_route(list_users), allow_head=False)
     r.add_put(t + "/users/{user_id}/roles", admin_route(set_roles))
     r.add_get(t + "/activity", admin_route(list_activity), allow_head=False)
+    r.add_get(t + "/activity/health", admin_route(activity_health), allow_head=False)
     r.add_post(t + "/sso/sign-in", admin_route(sign_in, operator_only=True))

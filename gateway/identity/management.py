@@ -14,12 +14,14 @@ from typing import Annotated, Any, Callable, Collection, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from gateway.clock import now
+from datetime import datetime, timedelta, timezone
+
+from gateway.clock import format_time, now
 from gateway.identity import activity, portal_access, roles, tenants
 from gateway.identity.roles import RoleMapping, RoleName
 from gateway.plugin_manager import installed_idps
 from gateway.store.base import ApiKeyRow, EventRow, Query, ResourceRow, Store, TenantRow
-from gateway.store.rows import primary_email
+from gateway.store.rows import fold, primary_email
 
 ScimUrl = Callable[[str], str]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -282,11 +284,12 @@ async def update_tenant(
         scim_on = fields.get("scim_enabled", t.scim_enabled)
         mapping_changed = "role_mapping" in fields and fields["role_mapping"] != roles.mapping_of(t).model_dump()
         turned_on = scim_on and not t.scim_enabled
+        recomputed = 0
         if scim_on and (mapping_changed or turned_on):
-            await roles.recompute_all(tx, tenant_id, new_mapping)
+            recomputed = await roles.recompute_all(tx, tenant_id, new_mapping)
         updated = await tx.get_tenant(tenant_id)
     assert updated is not None
-    return tenant_view(updated, scim_url)
+    return {**tenant_view(updated, scim_url), "roles_recomputed": recomputed}
 
 
 # api keys ---------------------------------------------------------------------------------------
@@ -322,10 +325,26 @@ async def create_portal_link(store: Store, tenant_id: str, body: PortalLinkCreat
 
 
 # users and roles ----------------------------------------------------------------------------------
-async def list_users(store: Store, tenant_id: str, *, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-    """One page of the tenant's users (SCIM-provisioned and JIT alike), oldest first, with ``next_cursor``."""
+def _like(text: str) -> str:
+    escaped = fold(text.strip()).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_users(
+    store: Store, tenant_id: str, *, limit: int = 50, cursor: str | None = None, search: str | None = None
+) -> dict[str, Any]:
+    """One page of the tenant's users (SCIM-provisioned and JIT alike), oldest first, with ``next_cursor``.
+
+    ``search`` keeps users whose userName or primary email contains it, whatever its case.
+    """
     await require_tenant(store, tenant_id)
     q = Query(limit=limit, after_seq=decode_cursor(cursor) if cursor else None)
+    if search and search.strip():
+        if len(search) > 200:
+            raise AdminError(400, "validation_error", "search must be at most 200 characters")
+        pattern = _like(search)
+        q.where = "r.user_name_ci LIKE ? ESCAPE '\\' OR r.email_ci LIKE ? ESCAPE '\\'"
+        q.params = [pattern, pattern]
     async with store.read() as r:
         page = await r.query_users(tenant_id, q)
     rows = page.rows
@@ -377,6 +396,22 @@ async def list_activity(
     }
 
 
+async def connection_health(store: Store, tenant_id: str) -> dict[str, Any]:
+    """When the IdP last reached the SCIM endpoint (a key's last use or an event), and errors over 24 hours.
+
+    The error count is the signal Entra's quarantine acts on: a climbing number means the IdP is
+    failing requests and may soon stop provisioning.
+    """
+    await require_tenant(store, tenant_id)
+    since = format_time(datetime.now(timezone.utc) - timedelta(hours=24))
+    async with store.read() as r:
+        keys = await r.list_api_keys(tenant_id)
+        errors, last_error = await r.count_events_since(tenant_id, activity.ERROR, since)
+        latest = await r.list_events(tenant_id, limit=1)
+    seen = [k.last_used for k in keys if k.last_used] + [e.created for e in latest]
+    return {"last_request": max(seen) if seen else None, "errors_24h": errors, "last_error": last_error}
+
+
 __all__ = [
     "AdminError",
     "ApiKeyCreate",
@@ -385,6 +420,7 @@ __all__ = [
     "RolesUpdate",
     "TenantCreate",
     "TenantUpdate",
+    "connection_health",
     "create_key",
     "create_portal_link",
     "create_tenant",

@@ -60,3 +60,11 @@ class PortalOps:
             "DELETE FROM portal_sessions WHERE expires <= ? OR last_seen <= ?", (now, idle_before)
         )
         return n
+
+    async def count_events_since(self, tenant_id: str, type: str, since: str) -> tuple[int, str | None]:
+        """How many events of ``type`` were written at or after ``since``, and the newest one's time."""
+        r = await self.conn.fetchrow(
+            "SELECT count(*), max(created) FROM activity WHERE tenant_id = ? AND type = ? AND created >= ?",
+            (tenant_id, type, since),
+        )
+        return (int(r[0]), r[1]) if r else (0, None)

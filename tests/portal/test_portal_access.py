@@ -227,7 +227,7 @@ async def test_portal_pages_carry_security_headers(http: Http) -> None:
         assert status in (200, 404), path
         csp = resp.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
-        assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Referrer-Policy"] == "no-referrer"
+        assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Referrer-Policy"] == "same-origin"
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
     status, _, resp = await http("GET", "/portal/")
     assert status == 303 and resp.headers["Location"] == "/portal/login"
@@ -248,3 +248,32 @@ def test_cli_portal_link_prints_the_api_object(tmp_path: Any) -> None:
     assert out.returncode != 0 and "nope" in out.stdout + out.stderr
     out = subprocess.run([*run, "portal-link", t["id"]], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "/portal/link?token=pl_" in out.stdout and "Single use" in out.stdout
+
+
+def test_serve_demo_prints_a_working_portal_link(server: dict[str, str]) -> None:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    link = server["portal"]
+    parts = urllib.parse.urlsplit(link)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    with urllib.request.urlopen(link, timeout=10) as resp:
+        assert resp.status == 200 and "Open the portal" in resp.read().decode()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    token = urllib.parse.parse_qs(parts.query)["token"][0]
+    req = urllib.request.Request(f"{origin}/portal/link", data=urllib.parse.urlencode({"token": token}).encode(),
+                                 headers={"Origin": origin}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(req, timeout=10)
+    assert redirect.value.code == 303
+    cookie = redirect.value.headers["Set-Cookie"].split(";", 1)[0]
+    tenant_id = server["url"].rsplit("/", 1)[1]
+    req = urllib.request.Request(f"{origin}/api/v1/tenants/{tenant_id}", headers={"Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["scim_enabled"] is True

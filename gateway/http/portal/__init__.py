@@ -42,7 +42,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make Chrome send "Origin: null" on our own form POSTs
     "X-Content-Type-Options": "nosniff",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -69,7 +69,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 def _page(title: str, body: str, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)} · SCIM gateway</title><link rel="stylesheet" href="{PORTAL}/static/portal.css"></head>
+<title>{html.escape(title)} · SCIM gateway</title><link rel="icon" href="data:,"><link rel="stylesheet" href="{PORTAL}/static/portal.css"></head>
 <body class="gate"><main class="card" aria-labelledby="page-title">
 <p class="brand">SCIM gateway</p><h1 id="page-title">{html.escape(title)}</h1>
 {body}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core import discovery, routes
+from gateway.core.extensions import TenantTypes
 from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
 from gateway.core.routes import Route
 from gateway.core.schema import SEARCH_REQUEST_SCHEMA
@@ -92,13 +93,15 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
     if method not in r.methods:
         raise ScimError(f"{method} is not allowed on {request.path}", status=405)
     svc = gw.service
+    # the tenant's own resource types, with its declared extensions
+    tenant_types = await svc.types_for(tenant)
     if request.query:
         hooks.scim_normalize_query(client=client, request=request, query=request.query)
     base = gw.settings.scim_url(tenant.id)
     ctx: dict[str, Any] = {"client": client.name, "request": request}
 
     if r.kind == "discovery":
-        return _discovery(gw, r, base)
+        return _discovery(gw, r, base, tenant_types)
     if r.kind == "bulk":
         from gateway.core.bulk import run_bulk
 
@@ -119,11 +122,11 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
         hooks.scim_normalize_query(client=client, request=request, query=query)
         params = list_params(query)
         if r.resource_type is None:
-            return await _search_all(gw, tenant, params)
-        return await svc.search(tenant, svc.types[r.resource_type], params)
+            return await _search_all(gw, tenant, params, tenant_types)
+        return await svc.search(tenant, tenant_types.types[r.resource_type], params)
 
     assert r.resource_type is not None
-    rtype = svc.types[r.resource_type]
+    rtype = tenant_types.types[r.resource_type]
     params = list_params(request.query)
     if r.kind == "collection":
         if method == "GET":
@@ -164,14 +167,14 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
     )
 
 
-async def _search_all(gw: Gateway, tenant: TenantRow, params: Any) -> Result:
+async def _search_all(gw: Gateway, tenant: TenantRow, params: Any, tenant_types: TenantTypes) -> Result:
     """Root-level ``/.search`` (RFC 7644 §3.4.3): the same query over every resource type, concatenated."""
     svc = gw.service
     resources: list[dict[str, Any]] = []
     total = 0
     want = params.count if params.count is not None else svc.default_page_size
     skip = max(params.start_index, 1) - 1
-    for rtype in svc.types.values():
+    for rtype in tenant_types.types.values():
         counted = await svc.search(tenant, rtype, dataclasses.replace(params, count=0, start_index=1))
         n = counted.body["totalResults"] if counted.body else 0
         if skip < n and len(resources) < want:
@@ -189,7 +192,7 @@ async def _search_all(gw: Gateway, tenant: TenantRow, params: Any) -> Result:
     })
 
 
-def _discovery(gw: Gateway, r: Route, base: str) -> Result:
+def _discovery(gw: Gateway, r: Route, base: str, tenant_types: TenantTypes) -> Result:
     s = gw.settings
     if r.discovery == "serviceproviderconfig":
         if r.key:
@@ -198,7 +201,10 @@ def _discovery(gw: Gateway, r: Route, base: str) -> Result:
             base, max_results=s.max_page_size, default_page_size=s.default_page_size, bulk_max_operations=s.bulk_max_operations,
             max_payload=s.max_body_bytes, bulk_supported=gw.bulk_supported,
         ))
-    docs = discovery.resource_type_documents(base) if r.discovery == "resourcetypes" else discovery.schema_documents(base)
+    if r.discovery == "resourcetypes":
+        docs = discovery.resource_type_documents(base, tenant_types.types.values())
+    else:
+        docs = discovery.schema_documents(base, tenant_types.documents)
     if r.key:
         return Result(200, discovery.find(docs, r.key, "ResourceType" if r.discovery == "resourcetypes" else "Schema"))
     return Result(200, discovery.list_response(docs))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Iterable
 
 from gateway.core.errors import NotFoundError
 from gateway.core.schema import (
@@ -11,6 +11,7 @@ from gateway.core.schema import (
     RESOURCE_TYPE_SCHEMA,
     SPC_SCHEMA,
     all_schema_documents,
+    ResourceType,
     resource_types,
 )
 
@@ -42,9 +43,10 @@ def service_provider_config(base: str, *, max_results: int, default_page_size: i
     }
 
 
-def resource_type_documents(base: str) -> list[dict[str, Any]]:
+def resource_type_documents(base: str, types: Iterable[ResourceType] | None = None) -> list[dict[str, Any]]:
+    """``/ResourceTypes``: the built-in types, or ``types`` (a tenant's, with its declared extensions)."""
     out = []
-    for rt in resource_types():
+    for rt in types if types is not None else resource_types():
         out.append(
             {
                 "schemas": [RESOURCE_TYPE_SCHEMA],
@@ -60,9 +62,10 @@ def resource_type_documents(base: str) -> list[dict[str, Any]]:
     return out
 
 
-def schema_documents(base: str) -> list[dict[str, Any]]:
+def schema_documents(base: str, declared: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """``/Schemas``: the built-in schema documents, then the tenant's ``declared`` extension documents."""
     out = []
-    for doc in all_schema_documents():
+    for doc in [*all_schema_documents(), *declared]:
         d = copy.deepcopy(doc)
         d["meta"] = {"resourceType": "Schema", "location": f"{base}/Schemas/{doc['id']}"}
         out.append(d)

@@ -93,6 +93,7 @@ class PatchOutcome:
     members: MemberChanges | None
     changed: bool
     password_set: bool = False
+    ignored: tuple[str, ...] = ()  # attributes of no-path values the schema does not define, or readOnly ones
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,6 +186,10 @@ class _Target:
     label: str = ""
 
 
+# Attributes clients echo back from a GET (ignored as readOnly without being worth reporting).
+_ECHOED = frozenset({"id", "meta", "schemas", "groups"})
+
+
 class _Patcher:
     def __init__(self, data: dict[str, Any], rtype: ResourceType, resource_id: str) -> None:
         self.doc = copy.deepcopy(data)
@@ -194,6 +199,7 @@ class _Patcher:
         self.is_group = rtype.schema == GROUP_SCHEMA
         self.members: MemberChanges | None = None
         self.password_set = False
+        self.ignored: list[str] = []
 
     # -- paths -----------------------------------------------------------------------------
     def _custom_urn(self, text: str) -> str | None:
@@ -322,6 +328,7 @@ class _Patcher:
                 target = self.resolve(key, v)
             except InvalidPathError:
                 # Unknown attributes in a value object are ignored, as in a POST body (RFC 7644 §3.3).
+                self.ignored.append(key)
                 continue
             attr = target.attr
             if attr is not None and target.container is None and attr.name == "id":
@@ -329,6 +336,8 @@ class _Patcher:
                     raise MutabilityError(f"'id' is readOnly: the value {v!r} does not match the resource")
                 continue
             if attr is not None and (attr.mutability == "readOnly" or (target.sub and target.sub.mutability == "readOnly")):
+                if target.container is not None or attr.name not in _ECHOED:
+                    self.ignored.append(target.label)
                 continue  # RFC 7643 §7: readOnly values in a request SHALL be ignored (clients echo "meta")
             self.apply(kind, target, v, has_value=True)
 
@@ -593,9 +602,8 @@ class _Patcher:
     def apply_extension(self, kind: str, urn: str, value: Any) -> None:
         """A path naming a whole known extension: its value's keys are paths inside it."""
         if kind == "remove":
-            for attr in self.rtype.extensions[urn].values():
-                if attr.required:
-                    raise MutabilityError(f"'{urn}:{attr.name}' is required and cannot be removed")
+            if urn in self.rtype.required_extensions:
+                raise MutabilityError(f"'{urn}' is a required extension and cannot be removed")
             self.doc.pop(urn, None)
             return
         if not isinstance(value, dict):
@@ -712,7 +720,9 @@ class _Patcher:
         yield self.rtype.attributes.values(), self.doc, ""
         for urn, attrs in self.rtype.extensions.items():
             ext = self.doc.get(urn)
-            yield attrs.values(), ext if isinstance(ext, dict) else {}, f"{urn}:"
+            if isinstance(ext, dict) or urn in self.rtype.required_extensions:
+                # required attributes bind only when their extension is present or itself required
+                yield attrs.values(), ext if isinstance(ext, dict) else {}, f"{urn}:"
 
 
 def _remove_with_value(label: str) -> InvalidValueError:
@@ -742,4 +752,5 @@ def apply_patch(
     result = patcher.finish()
     before = {k: v for k, v in data.items() if k != "schemas"}
     after = {k: v for k, v in result.items() if k != "schemas"}
-    return PatchOutcome(data=result, members=patcher.members, changed=before != after, password_set=patcher.password_set)
+    return PatchOutcome(data=result, members=patcher.members, changed=before != after, password_set=patcher.password_set,
+                        ignored=tuple(dict.fromkeys(patcher.ignored)))

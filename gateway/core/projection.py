@@ -60,6 +60,11 @@ def _selection(rtype: ResourceType, names: tuple[str, ...]) -> _Selection:
             continue
         container = _CORE if urn is None or urn == rtype.schema else urn.lower()
         head, _, sub = rest.partition(".")
+        if urn is None and head.lower() not in rtype.attributes:
+            # As in filters and PATCH paths: a name only one extension defines may omit its URN (RFC 7644 §3.10).
+            owners = [u for u, attrs in rtype.extensions.items() if head.lower() in attrs]
+            if len(owners) == 1:
+                container = owners[0].lower()
         entry = sel.containers.setdefault(container, _Names())
         if sub:
             entry.subs.setdefault(head.lower(), set()).add(sub.lower())

@@ -56,6 +56,9 @@ UNASSIGNED: Final = _Unassigned()
 # membership rows, members are rows, password is never stored (only ``password_set`` is reported).
 _NOT_STORED = frozenset({"id", "meta", "groups", "members", "password", "schemas"})
 
+# Attributes clients echo back from a GET: readOnly and ignored, not worth reporting as ignored.
+_ECHOED = frozenset({"id", "meta", "schemas", "groups"})
+
 # xsd:dateTime as RFC 7643 §2.3.5 requires it: a full date and time; the zone is optional in xsd.
 _DATETIME_RE = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 
@@ -73,6 +76,7 @@ class Prepared:
     data: dict[str, Any]
     members: list[dict[str, Any]] | None
     password_set: bool
+    ignored: tuple[str, ...] = ()  # attributes the schema does not define, or readOnly ones (RFC 7644 §3.3)
 
 
 def is_unassigned(value: Any) -> bool:
@@ -307,6 +311,7 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
     exts: dict[str, dict[str, Any]] = {}  # canonical URN -> attributes
     password_set = False
     members: list[dict[str, Any]] | None = None
+    ignored: list[str] = []
 
     def _core_attr(key: str, value: Any) -> None:
         nonlocal password_set, members
@@ -315,6 +320,7 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
             # RFC 7644 §3.3 lets the server "alter and/or ignore POSTed content" (the response
             # shows what was kept), and IdPs routinely send attributes a target lacks: ignore
             # unknown attributes of known schemas instead of failing the whole provisioning call.
+            ignored.append(key)
             return
         if attr.name == "schemas":
             return
@@ -327,6 +333,8 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
             members = check_members(value)
             return
         if attr.mutability == "readOnly":
+            if attr.name not in _ECHOED:
+                ignored.append(attr.name)
             return  # RFC 7643 §7 / RFC 7644 §3.3: readOnly values in a request SHALL be ignored.
         checked = check_value(attr, value, attr.name)
         if checked is not UNASSIGNED:
@@ -342,6 +350,7 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
             return
         attr = attrs.get(key.lower())
         if attr is None or attr.mutability == "readOnly":
+            ignored.append(f"{urn}:{attr.name if attr else key}")
             return  # unknown (RFC 7644 §3.3, see above) or readOnly (RFC 7643 §7): ignored
         checked = check_value(attr, value, f"{urn}:{attr.name}")
         if checked is not UNASSIGNED:
@@ -402,7 +411,11 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
             data[urn] = attrs
 
     for attrs, prefix in [(rtype.attributes, ""), *((a, f"{u}:") for u, a in rtype.extensions.items())]:
-        holder = data if not prefix else data.get(prefix[:-1], {})
+        holder = data if not prefix else data.get(prefix[:-1])
+        if holder is None:
+            if prefix[:-1] not in rtype.required_extensions:
+                continue  # an optional extension that is absent: its required attributes do not bind
+            holder = {}
         for attr in attrs.values():
             if attr.required and attr.mutability != "readOnly" and attr.name not in _NOT_STORED:
                 v = holder.get(attr.name)
@@ -412,7 +425,7 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
     if existing is not None:
         _check_immutable(data, existing, rtype)
     data["schemas"] = derive_schemas(data, rtype)
-    return Prepared(data=data, members=members, password_set=password_set)
+    return Prepared(data=data, members=members, password_set=password_set, ignored=tuple(dict.fromkeys(ignored)))
 
 
 def _ext_dotted(rtype: ResourceType, exts: dict[str, dict[str, Any]], urn: str, rest: str, value: Any) -> None:

@@ -100,6 +100,9 @@ class ResourceType:
     attributes: dict[str, Attribute]
     extensions: dict[str, dict[str, Attribute]]  # canonical URN -> attributes
     required_extensions: frozenset[str] = frozenset()
+    # (extension URN, attribute) of declared extension attributes with uniqueness server/global:
+    # checked by the service on write (core attributes are unique through the store's indexes).
+    unique: tuple[tuple[str, Attribute], ...] = ()
 
     def __post_init__(self) -> None:
         self._urns = {u.lower(): u for u in [self.schema, *self.extensions]}
@@ -154,7 +157,8 @@ def schema_document(name: str) -> dict[str, Any]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
-def _attrs(doc: dict[str, Any]) -> dict[str, Attribute]:
+def attributes_of(doc: dict[str, Any]) -> dict[str, Attribute]:
+    """The attribute index (lowercased names) of an RFC 7643 §7 schema document."""
     return {a["name"].lower(): _attribute(a, doc["id"]) for a in doc["attributes"]}
 
 
@@ -167,8 +171,8 @@ def user_type() -> ResourceType:
         endpoint="/Users",
         schema=USER_SCHEMA,
         description="User Account",
-        attributes={**_attrs(core), **COMMON_ATTRIBUTES},
-        extensions={ENTERPRISE_USER_SCHEMA: _attrs(ent)},
+        attributes={**attributes_of(core), **COMMON_ATTRIBUTES},
+        extensions={ENTERPRISE_USER_SCHEMA: attributes_of(ent)},
     )
 
 
@@ -180,7 +184,7 @@ def group_type() -> ResourceType:
         endpoint="/Groups",
         schema=GROUP_SCHEMA,
         description="Group",
-        attributes={**_attrs(core), **COMMON_ATTRIBUTES},
+        attributes={**attributes_of(core), **COMMON_ATTRIBUTES},
         extensions={},
     )
 

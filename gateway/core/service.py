@@ -20,7 +20,8 @@ from gateway.core.errors import (
     ScimError,
     UniquenessError,
 )
-from gateway.core.filter import And, Compare, parse_filter
+from gateway.core.extensions import SchemaCache, TenantTypes
+from gateway.core.filter import And, AttrPath, Compare, parse_filter
 from gateway.core.paging import ListParams, PagingWalks, decode_cursor, encode_cursor, list_params
 from gateway.core.patch import MemberChanges, apply_patch, member_matches
 from gateway.core.projection import project
@@ -37,6 +38,8 @@ from gateway.store.base import Member, Query, ResourceRow, Store, StoreConflict,
 from gateway.types import Change
 
 NOT_MODIFIED = 304
+# context key: the attributes a write ignored (unknown to the schema, or readOnly), for the activity log
+IGNORED_KEY = "ignored_attributes"
 
 
 class Listener(Protocol):
@@ -131,6 +134,11 @@ class ScimService:
         self.listeners: list[Listener] = []
         self.types = {"User": user_type(), "Group": group_type()}
         self.walks = PagingWalks()
+        self.schemas = SchemaCache(store)
+
+    async def types_for(self, tenant: TenantRow) -> TenantTypes:
+        """The resource types ``tenant`` is served with: the built-in ones plus its declared extensions."""
+        return await self.schemas.types_for(tenant)
 
     # documents -------------------------------------------------------------------------
     def location(self, tenant_id: str, rtype: ResourceType, rid: str) -> str:
@@ -234,6 +242,8 @@ class ScimService:
         return old
 
     async def _save(self, tx: Tx, tenant_id: str, rtype: ResourceType, row: ResourceRow, *, new: bool) -> None:
+        if rtype.unique:
+            await self._check_unique(tx, tenant_id, rtype, row)
         try:
             if rtype.name == "User":
                 await (tx.insert_user if new else tx.update_user)(tenant_id, row)
@@ -241,6 +251,26 @@ class ScimService:
                 await (tx.insert_group if new else tx.update_group)(tenant_id, row)
         except StoreConflict as exc:
             raise UniquenessError(f"{rtype.name} conflicts with an existing one: {exc}") from None
+
+    async def _check_unique(self, tx: Tx, tenant_id: str, rtype: ResourceType, row: ResourceRow) -> None:
+        """RFC 7643 §2.1 ``uniqueness`` of declared extension attributes, within the tenant.
+
+        ``global`` is checked like ``server``: other tenants' values are neither compared nor revealed.
+        The tenant row is locked first so that concurrent writers (other processes on PostgreSQL)
+        check and write one after the other.
+        """
+        await tx.lock_tenant(tenant_id)
+        for urn, attr in rtype.unique:
+            ext = row.data.get(urn)
+            value = ext.get(attr.name) if isinstance(ext, dict) else None
+            if value is None or isinstance(value, (dict, list)):
+                continue
+            node = Compare(AttrPath(urn, attr.name), "eq", value)
+            where, params = compile_filter(node, rtype, self.store.dialect)  # type: ignore[arg-type]
+            q = Query(where=f"({where}) AND r.id <> ?", params=[*params, row.id], limit=1, count_total=False)
+            page = await (tx.query_users if rtype.name == "User" else tx.query_groups)(tenant_id, q)
+            if page.rows:
+                raise UniquenessError(f"'{urn}:{attr.name}' must be unique: another {rtype.name} has this value")
 
     async def _get_row(self, reader: Any, tenant_id: str, rtype: ResourceType, rid: str) -> ResourceRow:
         row = await (reader.get_user if rtype.name == "User" else reader.get_group)(tenant_id, rid)
@@ -345,6 +375,8 @@ class ScimService:
         row = ResourceRow(id=str(uuid.uuid4()), data=prepared.data, version=1, created=ts, last_modified=ts)
         ctx = context if context is not None else {}
         ctx.setdefault("request_body", body)
+        if prepared.ignored:
+            ctx[IGNORED_KEY] = list(prepared.ignored)
         async with self._writing(tenant.id) as tx:
             flt = correlation(prepared.data) if correlation else None
             if flt:
@@ -380,6 +412,8 @@ class ScimService:
             if isinstance(body.get("id"), str) and body["id"] != rid:
                 raise InvalidValueError(f"body id {body['id']!r} does not match the URL's {rid!r}", scim_type="mutability")
             prepared = prepare_write(body, rtype, existing=old.data)
+            if prepared.ignored:
+                ctx[IGNORED_KEY] = list(prepared.ignored)
             row = ResourceRow(
                 id=rid,
                 data=prepared.data,
@@ -417,6 +451,8 @@ class ScimService:
         async with self._writing(tenant.id) as tx:
             old = await self._current(tx, tenant.id, rtype, rid, if_match)
             outcome = apply_patch(old.data, operations, rtype, resource_id=rid)
+            if outcome.ignored:
+                ctx[IGNORED_KEY] = list(outcome.ignored)
             delta = MemberDelta()
             if outcome.members is not None:
                 delta = await self._apply_member_changes(tx, tenant.id, rid, outcome.members)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Literal
 from gateway.core.errors import InvalidFilterError, InvalidValueError
 from gateway.core.filter import (STRING_TYPES, AttrPath, BAnd, BCmp, BConst, BNot, BOr, Bound, BValuePath, Node,
     bind, split_attr_path, value_matches)
-from gateway.core.schema import Attribute, ResourceType
+from gateway.core.schema import Attribute, ResourceType, user_type
 from gateway.store.rows import fold
 
 Dialect = Literal["sqlite", "postgres"]
@@ -93,6 +93,7 @@ class _Scalar:
     folded: bool = False
     column: bool = False
     nullable: bool = True
+    raw: str | None = None  # kind "dt": the text the instant was parsed from (what "pr" looks at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +155,19 @@ class _Compiler:
             return "'$" + "".join(f'."{self._key(k)}"' for k in keys) + "'"
         return "'{" + ",".join(f'"{self._key(k)}"' for k in keys) + "}'"
 
+    def instant(self, text: str) -> str:
+        """A JSON-stored xsd:dateTime as a comparable instant (offsets applied, no offset = UTC), NULL if invalid."""
+        return f"julianday({text})" if self.sqlite else f"scim_timestamp({text})"
+
+    def bind_instant(self, value: datetime) -> str:
+        # SQLite compares julian days; PostgreSQL takes the aware datetime as a timestamptz parameter.
+        return f"julianday({self.bind(timestamp_text(value))})" if self.sqlite else self.bind(value)
+
     def json_scalar(self, container: str, keys: list[str], attr: Attribute) -> _Scalar:
         kind = self.kind(attr)
+        if kind == "dt":
+            text = self.json_scalar(container, keys, Attribute(attr.name, "string")).expr
+            return _Scalar(self.instant(text), "dt", raw=text)
         p = self.jpath(keys)
         if self.sqlite:
             if kind == "text":
@@ -186,7 +198,9 @@ class _Compiler:
 
     @staticmethod
     def kind(attr: Attribute) -> str:
-        if attr.type in STRING_TYPES or attr.type == "dateTime":
+        if attr.type == "dateTime":
+            return "dt"
+        if attr.type in STRING_TYPES:
             return "text"
         if attr.type == "boolean":
             return "bool"
@@ -201,6 +215,9 @@ class _Compiler:
 
             def self_scalar(a: Attribute) -> _Scalar:
                 k = self.kind(a)
+                if k == "dt":
+                    text = "(CASE WHEN j.type = 'text' THEN j.value END)"
+                    return _Scalar(self.instant(text), k, raw=text)
                 if k == "text":
                     return _Scalar("(CASE WHEN j.type = 'text' THEN j.value END)", k)
                 if k == "bool":
@@ -298,6 +315,8 @@ class _Compiler:
     def scalar_pred(self, s: _Scalar, leaf: Attribute, op: str, value: Any) -> str:
         """A two-valued predicate: the value in ``s`` satisfies ``op value`` (RFC 7644 §3.4.2.2 Figure 2)."""
         e = s.expr
+        if op == "pr" and s.kind == "dt":
+            return f"COALESCE({s.raw} <> '', FALSE)"
         if op == "pr":
             cmp = f"{e} <> ''" if s.kind in ("text", "ts") else f"{e} IS NOT NULL"
             if not s.nullable:
@@ -309,6 +328,8 @@ class _Compiler:
             cmp = f"{e} = {self.bind(bool(value))}"
         elif s.kind == "num":
             cmp = f"{e} {_SQL_OPS[op]} {self.bind(value)}"
+        elif s.kind == "dt":
+            cmp = f"{e} {_SQL_OPS[op]} {self.bind_instant(value)}"
         elif s.kind == "ts":
             cmp = f"{self.coll(e)} {_SQL_OPS[op]} {self.bind(timestamp_text(value))}"
         else:
@@ -542,3 +563,8 @@ def compile_sort(path: str, rtype: ResourceType, dialect: Dialect) -> str:
         prim = "COALESCE(j.value #> '{\"primary\"}' = 'true'::jsonb, FALSE)"
         order = f"{prim} DESC, j.n" if has_primary else "j.n"
     return f"(SELECT {text_key(s.expr)} FROM {el.frm} WHERE {el.where} ORDER BY {order} LIMIT 1)"
+
+
+def extension_present(urn: str, dialect: Dialect) -> str:
+    """SQL over the table aliased ``r``: true when the stored document holds an object for extension ``urn``."""
+    return _Compiler(user_type(), dialect).json_is("r.data", [urn], "object")

@@ -20,6 +20,9 @@ Routes::
     GET        /api/v1/tenants/{tenant_id}/activity?type=&limit=&cursor=
     GET        /api/v1/tenants/{tenant_id}/activity/health      last request, errors over 24 hours
     POST       /api/v1/tenants/{tenant_id}/sso/sign-in          operator only
+    GET        /api/v1/tenants/{tenant_id}/schemas
+    GET/PUT    /api/v1/tenants/{tenant_id}/schemas/{urn}
+    DELETE     /api/v1/tenants/{tenant_id}/schemas/{urn}?force=true
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from aiohttp import web
 
 from gateway.http.access import AdminApiError, Handler, Principal, admin_route, authorize, principal_key
 from gateway.http.appkeys import gateway_key
-from gateway.identity import management, sso
+from gateway.identity import extensions, management, sso
 
 PREFIX = "/api/v1"
 # Tenant settings only the operator may change: the tenant's label and the storage it may use.
@@ -143,6 +146,38 @@ async def sign_in(request: web.Request) -> Any:
     return web.json_response(decision.body, status=decision.status)
 
 
+# custom schema extensions ------------------------------------------------------------------------
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0", ""):
+        raise management.AdminError(400, "validation_error", f"{name} must be true or false, not {raw[:20]!r}")
+    return raw in ("true", "1")
+
+
+async def list_schemas(request: web.Request) -> Any:
+    return {"schemas": await extensions.list_schemas(_store(request), request.match_info["tenant_id"], _scim_url(request))}
+
+
+async def get_schema(request: web.Request) -> Any:
+    return await extensions.get_schema(_store(request), request.match_info["tenant_id"], request.match_info["urn"],
+                                       _scim_url(request))
+
+
+async def put_schema(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        raise management.AdminError(400, "invalid_json", "a JSON object body is required: an RFC 7643 §7 schema")
+    status, view = await extensions.put_schema(_store(request), request.match_info["tenant_id"],
+                                               request.match_info["urn"], raw, _scim_url(request))
+    return web.json_response(view, status=status)
+
+
+async def delete_schema(request: web.Request) -> Any:
+    await extensions.delete_schema(_store(request), request.match_info["tenant_id"], request.match_info["urn"],
+                                   force=_flag(request, "force"))
+    return web.Response(status=204)
+
+
 def setup_routes(app: web.Application) -> None:
     """Register the admin API (called by ``create_app``)."""
     t = PREFIX + "/tenants/{tenant_id}"
@@ -161,3 +196,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(t + "/activity", admin_route(list_activity), allow_head=False)
     r.add_get(t + "/activity/health", admin_route(activity_health), allow_head=False)
     r.add_post(t + "/sso/sign-in", admin_route(sign_in, operator_only=True))
+    r.add_get(t + "/schemas", admin_route(list_schemas), allow_head=False)
+    r.add_get(t + "/schemas/{urn}", admin_route(get_schema), allow_head=False)
+    r.add_put(t + "/schemas/{urn}", admin_route(put_schema))
+    r.add_delete(t + "/schemas/{urn}", admin_route(delete_schema))

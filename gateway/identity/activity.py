@@ -71,6 +71,9 @@ async def provisioning_listener(tx: Tx, tenant: TenantRow, change: Change, conte
         "status": _STATUS.get(change.action, 204 if change.resource is None else 200),
         "client": context.get("client"),
     }
+    ignored = context.get("ignored_attributes")
+    if ignored:
+        data["ignored_attributes"] = list(ignored)  # so an admin sees why a value never arrived
     resource = change.resource or context.get("before") or {}
     if change.resource_type == "User":
         data["userName"] = resource.get("userName")

@@ -30,6 +30,8 @@ class TenantRow:
     role_mapping: dict[str, Any]
     settings: dict[str, Any]
     created: str
+    # Bumped by every change to the tenant's custom schema extensions: caches of them compare it.
+    schema_version: int = 0
 
 
 @dataclass(slots=True)
@@ -85,6 +87,18 @@ class Query:
 class Page:
     total: int
     rows: list[ResourceRow]
+
+
+@dataclass(slots=True)
+class SchemaRow:
+    """A tenant's custom schema extension: an RFC 7643 §7 ``document`` extending ``resource_type``."""
+
+    urn: str
+    resource_type: str  # "User" or "Group"
+    required: bool
+    document: dict[str, Any]
+    created: str
+    last_modified: str
 
 
 @dataclass(slots=True)
@@ -178,6 +192,12 @@ class Reader(PortalReader, Protocol):
         """Activity events stored, all tenants (the metrics page's activity backlog)."""
         ...
 
+    # custom schema extensions (gateway/store/schemas.py) --------------------------------------
+    async def list_tenant_schemas(self, tenant_id: str) -> list[SchemaRow]: ...
+    async def get_tenant_schema(self, tenant_id: str, urn: str) -> SchemaRow | None:
+        """The declaration of ``urn`` (compared case-insensitively), or None."""
+        ...
+
 
 class Tx(Reader, PortalTx, Protocol):
     async def insert_tenant(self, row: TenantRow) -> None: ...
@@ -202,6 +222,16 @@ class Tx(Reader, PortalTx, Protocol):
     async def delete_tenant(self, tenant_id: str) -> dict[str, int] | None:
         """Delete the tenant and every row of every table keyed by its tenant_id; the rows removed per
         table (``tenants`` included), or None when there is no such tenant."""
+        ...
+
+    # custom schema extensions (gateway/store/schemas.py) --------------------------------------
+    async def put_tenant_schema(self, tenant_id: str, row: SchemaRow) -> None: ...
+    async def lock_tenant(self, tenant_id: str) -> None:
+        """Hold the tenant row until commit: writers that check what no index enforces take turns."""
+        ...
+    async def delete_tenant_schema(self, tenant_id: str, urn: str) -> bool: ...
+    async def bump_schema_version(self, tenant_id: str) -> int:
+        """Record that the tenant's schemas changed; every process's cache compares the tenant row's version."""
         ...
 
 

@@ -20,10 +20,11 @@ from gateway.store.base import (
 from gateway.store.conn import Conn as Conn, dumps, loads
 from gateway.store.ops import OpsSql
 from gateway.store.portal import PortalOps
+from gateway.store.schemas import SchemaOps
 from gateway.store.rows import fold, group_columns, user_columns, user_email_rows
 
 
-_TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created"
+_TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created, schema_version"
 _USER_COLS = "seq, id, data, version, created, last_modified, roles, provisioned_by, active"
 _GROUP_COLS = "seq, id, data, version, created, last_modified"
 _JSON_TENANT_FIELDS = {"role_mapping", "settings"}
@@ -40,6 +41,7 @@ def _tenant(r: Any) -> TenantRow:
         role_mapping=loads(r[5]),
         settings=loads(r[6]),
         created=r[7],
+        schema_version=int(r[8] or 0),
     )
 
 
@@ -65,7 +67,7 @@ def _group(r: Any) -> ResourceRow:
     return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
 
 
-class SqlOps(OpsSql, PortalOps):
+class SqlOps(OpsSql, PortalOps, SchemaOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:
@@ -89,7 +91,7 @@ class SqlOps(OpsSql, PortalOps):
 
     async def insert_tenant(self, row: TenantRow) -> None:
         await self.conn.execute(
-            f"INSERT INTO tenants ({_TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO tenants ({_TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 row.name,
@@ -99,6 +101,7 @@ class SqlOps(OpsSql, PortalOps):
                 dumps(row.role_mapping),
                 dumps(row.settings),
                 row.created,
+                row.schema_version,
             ),
         )
 

@@ -277,3 +277,24 @@ def test_serve_demo_prints_a_working_portal_link(server: dict[str, str]) -> None
     req = urllib.request.Request(f"{origin}/api/v1/tenants/{tenant_id}", headers={"Cookie": cookie})
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert json.loads(resp.read())["scim_enabled"] is True
+
+
+async def test_prune_removes_spent_links_and_ended_sessions_only(http: Http, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = await http.tenant("Acme")
+    gw = http.client.app[gateway_key]
+    expired_link = link_token(await http.link(t["id"], minutes=1))
+    live_link = link_token(await http.link(t["id"], minutes=60))
+    idle_cookie = await http.tenant_session(t["id"])
+    shift_clock(monkeypatch, timedelta(minutes=20))
+    busy_cookie = await http.tenant_session(t["id"])
+    shift_clock(monkeypatch, timedelta(minutes=31))  # idle_cookie: 31 minutes unused; busy_cookie: 11
+    removed = await portal_access.prune(gw.store, idle=timedelta(minutes=30))
+    # three links past their expiry (the 1-minute one and the two 5-minute ones the sessions spent) and the idle session
+    assert removed == 3 + 1
+    async with gw.store.read() as r:
+        assert await r.get_portal_link(portal_access._hash(expired_link)) is None
+        assert await r.get_portal_link(portal_access._hash(live_link)) is not None
+        assert await r.get_portal_session(portal_access._hash(idle_cookie.split("=", 1)[1])) is None
+        assert await r.get_portal_session(portal_access._hash(busy_cookie.split("=", 1)[1])) is not None
+    status, _ = await http.api("GET", f"/tenants/{t['id']}", cookie=busy_cookie)
+    assert status == 200

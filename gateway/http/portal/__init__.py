@@ -19,10 +19,14 @@ Routes::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
+from datetime import timedelta
 from importlib import resources
 from typing import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 
 from gateway.http.access import (
@@ -36,7 +40,9 @@ from gateway.http.access import (
 from gateway.http.appkeys import gateway_key
 from gateway.identity import portal_access
 
+log = structlog.get_logger("scim_gateway.portal")
 PORTAL = "/portal"
+PRUNE_EVERY_SECONDS = 600.0
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = {
@@ -237,6 +243,36 @@ async def static(request: web.Request) -> web.StreamResponse:
     return web.Response(body=_asset(name), content_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
 
 
+# expired links and ended sessions ---------------------------------------------------------------
+prune_task_key: web.AppKey["asyncio.Task[None]"] = web.AppKey("portal_prune_task_key")
+
+
+async def _prune_loop(app: web.Application) -> None:
+    gw = app[gateway_key]
+    idle = timedelta(minutes=gw.settings.portal_idle_minutes)
+    while True:
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
+        try:
+            removed = await portal_access.prune(gw.store, idle=idle)
+            if removed:
+                log.info("portal_pruned", removed=removed)
+        except Exception:  # retried next round; never fatal
+            log.exception("portal_prune_failed")
+
+
+async def _start_pruning(app: web.Application) -> None:
+    # on_startup runs after cleanup_ctx (the store is open); on_shutdown stops it before the store closes
+    app[prune_task_key] = asyncio.create_task(_prune_loop(app))
+
+
+async def _stop_pruning(app: web.Application) -> None:
+    task = app.get(prune_task_key)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def setup_routes(app: web.Application) -> None:
     """Register the portal (called by ``create_app``)."""
     r = app.router
@@ -250,3 +286,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(PORTAL + "/session", session_info, allow_head=False)
     r.add_get(PORTAL + "/static/{name}", static, allow_head=False)
     app.on_response_prepare.append(_security_headers)
+    app.on_startup.append(_start_pruning)
+    app.on_shutdown.append(_stop_pruning)

@@ -421,8 +421,8 @@
       const yes = h("button", { type: "button", class: "danger", onclick: async () => {
         const done = await attempt(status, () => api("DELETE", `${path}/${encodeURIComponent(k.id)}`), "Could not revoke the key");
         if (done === undefined) return;
-        status.show("ok", `Revoked “${k.name}”. SCIM requests with it are refused from now on.`);
         await loadList();
+        status.show("ok", `Revoked “${k.name}”. SCIM requests with it are refused from now on.`);
       } }, "Revoke key");
       cell.replaceChildren(h("div", { class: "confirm", role: "group", "aria-label": `Confirm revoking ${k.name}` },
         h("span", {}, "SCIM calls with this key will fail at once."), yes,
@@ -775,10 +775,8 @@
     function rolesCell(u) {
       const td = h("td", { class: "wrap" });
       const draw = () => {
-        td.replaceChildren(h("span", {}, u.roles.length ? u.roles.join(", ") : "—"));
-        if (portalManaged) {
-          td.append(" ", h("button", { type: "button", class: "link", "aria-label": `Edit roles of ${u.userName}`, onclick: edit }, "Edit"));
-        }
+        td.replaceChildren(h("div", { class: "roles" }, h("span", {}, u.roles.length ? u.roles.join(", ") : "—"),
+          portalManaged ? h("button", { type: "button", class: "link", "aria-label": `Edit roles of ${u.userName}`, onclick: edit }, "Edit") : null));
       };
       const edit = () => {
         const input = h("input", { type: "text", value: u.roles.join(", "), "aria-label": `Roles of ${u.userName} (comma-separated)` });

@@ -10,10 +10,11 @@ from typing import Any, AsyncIterator, Iterable
 import structlog
 from aiohttp import web
 
-from gateway.http import ops
+from gateway.http import openapi, ops
 from gateway.http.appkeys import gateway_key, metrics_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
+from gateway.events.runtime import feed_tasks
 from gateway.identity import activity
 from gateway.metrics import Metrics
 from gateway.plugin_manager import PluginHost
@@ -39,6 +40,7 @@ def create_app(
     app = web.Application(middlewares=[edge_middleware], client_max_size=settings.max_body_bytes)
     app[gateway_key] = gw
     app[metrics_key] = _metrics(settings, gw.store)
+    openapi.setup_routes(app)  # before the SCIM routes, whose /scim/v2/{tenant_id} would match its path
     setup_routes(app)
     ops.setup_routes(app)
     _setup_optional(app)
@@ -57,12 +59,23 @@ def _metrics(settings: Settings, store: Store) -> Metrics:
                 return await r.count_activity()
 
         m.add_backlog("activity", activity_backlog)
+
+        async def outbox_backlog() -> int:  # change-feed events kept in the outbox (issue 10)
+            async with store.read() as r:
+                return int((await r.feed_stats())["events"])
+
+        async def webhook_backlog() -> int:  # webhook deliveries waiting to be (re)tried
+            async with store.read() as r:
+                return int((await r.feed_stats())["deliveries_pending"])
+
+        m.add_backlog("outbox", outbox_backlog)
+        m.add_backlog("webhook_deliveries", webhook_backlog)
     return m
 
 
 def _setup_optional(app: web.Application) -> None:
     """Admin API and portal, when their modules are present."""
-    for module in ("gateway.http.admin", "gateway.http.portal"):
+    for module in ("gateway.http.admin", "gateway.http.events", "gateway.http.portal"):
         try:
             mod = __import__(module, fromlist=["setup_routes"])
         except ImportError:
@@ -80,18 +93,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 await out
         task = asyncio.create_task(_housekeeping(gw))
         retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
+        feed = feed_tasks(gw.store, gw.settings)
         try:
             yield
         finally:
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 t.cancel()
-            for t in (task, retention):
+            for t in (task, retention, *feed):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             try:
                 await gw.flush_key_usage()
             except Exception:
                 log.exception("key_usage_flush_failed")
+            log.info("background_tasks_stopped", tasks=["housekeeping", "activity_retention"])
     finally:
         # always release the database: its worker threads would otherwise keep the process alive
         await gw.store.close()

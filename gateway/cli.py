@@ -560,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("migrate", help="apply database migrations (says which, or that none were pending)")
     m.add_argument("--json", action="store_true")
+    from gateway.events.cli import add_commands
+
+    add_commands(sub)
     _fill_help(p)
     return p
 
@@ -583,6 +586,12 @@ _GENERIC_HELP = {
     "--given-name": "the given name the SSO assertion carries",
     "--family-name": "the family name the SSO assertion carries",
     "action": "what to do",
+    "webhook_id": "the webhook endpoint's id",
+    "delivery_id": "the delivery's id",
+    "--url": "the endpoint's https:// URL",
+    "--description": "a note for operators",
+    "--enabled": "deliver to it (on) or pause it (off)",
+    "--status": "only deliveries in this state",
 }
 
 
@@ -629,10 +638,11 @@ def load_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(args, settings)
+    from gateway.events.cli import COMMANDS as FEED_COMMANDS
     from gateway.logging import configure
 
     configure(json=settings.log_json, level=settings.log_level, cache=False)  # stderr: stdout is the answer
-    fn = _COMMANDS[(args.command, getattr(args, "action", None))]
+    fn = {**_COMMANDS, **FEED_COMMANDS}[(args.command, getattr(args, "action", None))]
     return asyncio.run(_with_store(settings, lambda store: fn(args, settings, store)))
 
 

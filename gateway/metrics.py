@@ -12,8 +12,8 @@ Other features count into it:
 
 - ``metrics.count_rate_limited(scope)`` for a refusal by a rate limit (429);
 - ``metrics.add_backlog(queue, fn)`` with ``async fn() -> int``: a queue's depth, read at scrape
-  time (the event outbox registers its undelivered events this way; the activity log registers
-  its stored events).
+  time (``create_app`` registers the activity log's stored events, the change feed's outbox and its
+  pending webhook deliveries).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class _Backlogs:
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily("scim_gateway_backlog", "Items waiting in a queue, read at scrape time "
-                              "(activity: stored activity events; outbox: undelivered change events)", labels=["queue"])
+                              "(activity: stored activity events; outbox: change-feed events kept; webhook_deliveries: pending deliveries)", labels=["queue"])
         for queue, depth in sorted(self.depths.items()):
             g.add_metric([queue], depth)
         yield g

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from gateway.clock import format_time
 from gateway.core.service import ScimService
+from gateway.events.outbox import outbox_listener
 from gateway.identity import activity, roles
 from gateway.plugin_manager import PluginHost
 from gateway.settings import Settings
@@ -33,6 +34,10 @@ class Gateway:
         # Roles first, so the provisioning event describes the change with its roles already applied.
         self.service.listeners.append(roles.role_listener)
         self.service.listeners.append(activity.provisioning_listener)
+        # The change feed: events in the change's own transaction (off: the store drops them, no listener).
+        store.emit_events = settings.events_enabled
+        if settings.events_enabled:
+            self.service.listeners.append(outbox_listener)
         self.bulk_supported = _bulk_available()
         self._touched: dict[str, float] = {}
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from multiprocessing.process import BaseProcess
@@ -67,8 +68,9 @@ def bound_port(sock: socket.socket) -> int:
 
 
 # --- one worker -----------------------------------------------------------------------------------
-def run_worker(settings: Settings, sock: socket.socket, *, supervised: bool = False) -> None:
-    """Serve ``create_app(settings)`` on ``sock`` until SIGTERM/SIGINT (supervised: SIGTERM from the parent)."""
+def run_worker(settings: Settings, sock: socket.socket, *, parent: int | None = None) -> None:
+    """Serve ``create_app(settings)`` on ``sock`` until SIGTERM/SIGINT; under a supervisor (``parent``
+    its pid) until SIGTERM from it, or until it is gone."""
     from aiohttp import web
 
     from gateway.app import create_app
@@ -77,11 +79,13 @@ def run_worker(settings: Settings, sock: socket.socket, *, supervised: bool = Fa
     configure(json=settings.log_json, level=settings.log_level)
     app = create_app(settings)
     app.on_startup.append(_announce)
-    if supervised:
+    if parent is not None:
         app.on_startup.append(_supervised_signals)
-        app.cleanup_ctx.append(_watch_parent)
+        app.cleanup_ctx.append(_parent_watcher(parent))
     app.on_shutdown.append(_shutting_down)
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
+    if parent is not None and os.getppid() != parent:
+        log.warning("parent_gone", pid=os.getpid(), parent=parent)  # stopped by PR_SET_PDEATHSIG or the watcher
     log.info("worker_stopped", pid=os.getpid())
 
 
@@ -103,27 +107,44 @@ async def _supervised_signals(app: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-async def _watch_parent(app: Any) -> Any:
-    parent = os.getppid()
+def _parent_watcher(parent: int) -> Any:
+    # ``parent`` is the pid recorded before the fork: asking getppid() here would race a parent that
+    # died while this worker was still starting (it would already answer 1).
+    async def watch_parent(app: Any) -> Any:
+        async def watch() -> None:
+            while os.getppid() == parent:
+                await asyncio.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)  # the graceful path, as if the parent had asked
 
-    async def watch() -> None:
-        while os.getppid() == parent:
-            await asyncio.sleep(1.0)
-        log.warning("parent_gone", pid=os.getpid(), parent=parent)
-        os.kill(os.getpid(), signal.SIGTERM)  # the graceful path, as if the parent had asked
+        task = asyncio.create_task(watch())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
-    task = asyncio.create_task(watch())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    return watch_parent
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM when the parent dies (the watcher covers other systems)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 # --- the supervisor -------------------------------------------------------------------------------
-def _worker_main(settings: Settings, sock: socket.socket) -> None:
+def _worker_main(settings: Settings, sock: socket.socket, parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's flag-setting handler is not ours
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_worker(settings, sock, supervised=True)
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        return
+    run_worker(settings, sock, parent=parent)
 
 
 def supervise(settings: Settings, sock: socket.socket, workers: int) -> int:
@@ -139,7 +160,7 @@ def supervise(settings: Settings, sock: socket.socket, workers: int) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def start() -> None:
-        p = ctx.Process(target=_worker_main, args=(settings, sock), name="scim-gateway-worker")
+        p = ctx.Process(target=_worker_main, args=(settings, sock, os.getpid()), name="scim-gateway-worker")
         p.start()
         assert p.pid is not None
         procs[p.pid] = p

@@ -50,6 +50,18 @@ class Settings(BaseModel):
     metrics_token: str | None = Field(None, description="Bearer token /metrics requires; unset = /metrics is open")
     metrics_tenant_label: bool = Field(
         False, description="Add a tenant label to request metrics (one series per tenant: mind the cardinality)")
+    # --- change feed: events API and webhooks (issue 10) ---
+    events_enabled: bool = Field(True, description="Write change-feed events (outbox) in each change's transaction")
+    events_retention_days: float = Field(30, gt=0, description="Events older than this are pruned; older cursors get 410")
+    events_retention_interval_seconds: float = Field(300, gt=0, description="How often retention runs")
+    webhook_delivery: bool = Field(True, description="Run the webhook delivery worker in this process")
+    webhook_timeout_seconds: float = Field(10, gt=0, description="A 2xx within this is a successful delivery")
+    webhook_max_attempts: int = Field(12, ge=1, description="Attempts before a delivery is marked failed")
+    webhook_retry_base_seconds: float = Field(5, gt=0, description="Delay before the first retry")
+    webhook_retry_factor: float = Field(3, ge=1, description="Each retry waits this many times longer")
+    webhook_retry_max_seconds: float = Field(21_600, gt=0, description="Longest wait between two attempts")
+    webhook_poll_seconds: float = Field(1, gt=0, description="How often an idle worker looks for work")
+    webhook_concurrency: int = Field(16, ge=1, description="Endpoints delivered to at once by one process")
     # --- admin portal (issue 9) ---
     portal_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="A portal session ends after this long unused")
     portal_session_hours: int = Field(12, ge=1, le=24 * 30, description="A portal session ends this long after sign-in")

@@ -46,7 +46,7 @@ class Listener(Protocol):
     """Called inside the write transaction of every change (roles, activity log).
 
     ``context`` carries what the change was: ``client`` and ``request`` always; ``before_data`` and
-    ``after_data`` (stored documents) for PUT and PATCH; ``member_delta`` (:class:`MemberDelta`) when
+    ``after_data`` (stored documents) and ``before_roles`` (stored roles) for PUT and PATCH; ``member_delta`` (:class:`MemberDelta`) when
     a group's membership rows changed; ``before`` (the full old document) for DELETE.
     """
 
@@ -65,13 +65,14 @@ class Result:
 class MemberDelta:
     """What a group write did to its membership rows, handed to listeners as ``context["member_delta"]``.
 
-    ``added`` are the ids asked for when at least one row was inserted (re-adding an existing member
-    is harmless to listeners); ``removed`` are exactly the ids whose rows were deleted.
+    ``added`` are exactly the ids whose rows were inserted (re-adding an existing member adds nothing);
+    ``removed`` are exactly the ids whose rows were deleted.
     """
 
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     inserted: bool = False
+    types: dict[str, str] = field(default_factory=dict)  # member id -> "User"/"Group", for the added ones
 
     @property
     def changed(self) -> bool:
@@ -387,7 +388,8 @@ class ScimService:
                     raise UniquenessError(f"a {rtype.name} matching {flt} already exists")
             await self._save(tx, tenant.id, rtype, row, new=True)
             if prepared.members:
-                await self._add_members(tx, tenant.id, row.id, prepared.members, MemberDelta())
+                ctx["member_delta"] = delta = MemberDelta()
+                await self._add_members(tx, tenant.id, row.id, prepared.members, delta)
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, row.id, "created", row.version, doc)
             await self._notify(tx, tenant, change, ctx)
@@ -430,7 +432,7 @@ class ScimService:
                 ctx["member_delta"] = delta
             doc = await self._full(tx, tenant.id, rtype, row, attributes, excluded)
             change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
-            ctx.update(before_data=old.data, after_data=row.data)
+            ctx.update(before_data=old.data, after_data=row.data, before_roles=old.roles)
             await self._notify(tx, tenant, change, ctx)
         return Result(200, self._project(doc, rtype, attributes, excluded), {"ETag": etag(row.version)}, [change])
 
@@ -478,7 +480,7 @@ class ScimService:
             changes: list[Change] = []
             if outcome.changed or members_changed:
                 change = Change(tenant.id, rtype.name, rid, _action(old.data, row.data), row.version, doc)
-                ctx.update(before_data=old.data, after_data=row.data, member_delta=delta)
+                ctx.update(before_data=old.data, after_data=row.data, member_delta=delta, before_roles=old.roles)
                 await self._notify(tx, tenant, change, ctx)
                 changes.append(change)
         headers = {"ETag": etag(row.version)}
@@ -510,9 +512,11 @@ class ScimService:
 
     async def _add_members(self, tx: Tx, tenant_id: str, gid: str, members: list[dict[str, Any]], delta: MemberDelta) -> None:
         rows = await self._check_members(tx, tenant_id, members)
-        if await tx.add_members(tenant_id, gid, rows):
-            delta.added += [m.value for m in rows]
+        inserted = await tx.insert_members(tenant_id, gid, rows)
+        if inserted:
+            delta.added += inserted
             delta.inserted = True
+            delta.types.update({m.value: m.type for m in rows})
 
     async def delete(
         self,
@@ -529,6 +533,7 @@ class ScimService:
             before = self.document(tenant.id, rtype, old)
             change = Change(tenant.id, rtype.name, rid, "deleted", old.version, None)
             ctx["before"] = before
+            ctx["before_roles"] = old.roles
             # Listeners run before the rows go, so they can still read memberships to recompute roles.
             await self._notify(tx, tenant, change, ctx)
             if rtype.name == "User":

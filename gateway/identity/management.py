@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from datetime import datetime, timedelta, timezone
 
 from gateway.clock import format_time, now
+from gateway.events.outbox import USER_ROLES_CHANGED, emit_roles_changed, user_event
 from gateway.identity import activity, portal_access, roles, tenants
 from gateway.identity.roles import RoleMapping, RoleName
 from gateway.plugin_manager import installed_idps
@@ -286,7 +287,9 @@ async def update_tenant(
         turned_on = scim_on and not t.scim_enabled
         recomputed = 0
         if scim_on and (mapping_changed or turned_on):
-            recomputed = await roles.recompute_all(tx, tenant_id, new_mapping)
+            changes: dict[str, Any] = {}
+            recomputed = await roles.recompute_all(tx, tenant_id, new_mapping, context=changes)
+            await emit_roles_changed(tx, tenant_id, changes.get(roles.ROLES_CHANGED_KEY) or {}, source="role_mapping")
         updated = await tx.get_tenant(tenant_id)
     assert updated is not None
     return {**tenant_view(updated, scim_url), "roles_recomputed": recomputed}
@@ -371,11 +374,14 @@ async def set_roles(store: Store, tenant_id: str, user_id: str, body: RolesUpdat
                 "would be overwritten on the next sync or sign-in; change them in the IdP, or set the role "
                 "mapping source to 'portal' first",
             )
-        if await tx.get_user(tenant_id, user_id) is None:
+        before = await tx.get_user(tenant_id, user_id)
+        if before is None:
             raise AdminError(404, "not_found", f"no user {user_id!r} in tenant {tenant_id!r}")
         await tx.set_user_roles(tenant_id, {user_id: roles.normalize(body.roles)})
         row = await tx.get_user(tenant_id, user_id)
-    assert row is not None
+        assert row is not None
+        if row.roles != before.roles:
+            tx.emit([user_event(tenant_id, USER_ROLES_CHANGED, row, source="admin", previous_roles=before.roles)])
     return user_view(row)
 
 

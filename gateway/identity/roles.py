@@ -36,6 +36,9 @@ log = structlog.get_logger("scim_gateway.roles")
 
 SOURCES = ("portal", "idp_groups", "idp_attribute")
 RECOMPUTED_KEY = "roles_recomputed"  # context key: ids of the users whose roles a change recomputed
+# context key: {user id: (previous roles, new roles)} for every user whose stored roles a change rewrote
+# (the change feed's user.roles_changed events are written from it)
+ROLES_CHANGED_KEY = "roles_changed"
 _PAGE = 500
 
 RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -168,10 +171,21 @@ def roles_for_attribute(mapping: RoleMapping, document: dict[str, Any]) -> list[
 
 
 # recomputing stored roles -------------------------------------------------------------------------
-async def _write_changed(tx: Tx, tenant_id: str, new: dict[str, list[str]], current: dict[str, list[str]]) -> int:
+async def _write_changed(
+    tx: Tx, tenant_id: str, new: dict[str, list[str]], current: dict[str, list[str]], context: dict[str, Any] | None
+) -> int:
     changed = {uid: roles for uid, roles in new.items() if uid in current and current[uid] != roles}
     await tx.set_user_roles(tenant_id, changed)
+    _note_changed(context, {uid: (current[uid], roles) for uid, roles in changed.items()})
     return len(changed)
+
+
+def _note_changed(context: dict[str, Any] | None, changes: dict[str, tuple[list[str], list[str]]]) -> None:
+    if context is None or not changes:
+        return
+    seen: dict[str, tuple[list[str], list[str]]] = context.setdefault(ROLES_CHANGED_KEY, {})
+    for uid, (old, new) in changes.items():
+        seen[uid] = (seen[uid][0] if uid in seen else old, new)  # the first "previous" wins
 
 
 def _note(context: dict[str, Any] | None, user_ids: Iterable[str]) -> None:
@@ -197,7 +211,7 @@ async def recompute_users(
     default = normalize(mapping.default_roles)
     new = {uid: normalize(computed.get(uid, ())) or default for uid in current}
     _note(context, current)
-    return await _write_changed(tx, tenant_id, new, current)
+    return await _write_changed(tx, tenant_id, new, current, context)
 
 
 async def recompute_all(tx: Tx, tenant_id: str, mapping: RoleMapping, *, context: dict[str, Any] | None = None) -> int:
@@ -219,7 +233,7 @@ async def recompute_all(tx: Tx, tenant_id: str, mapping: RoleMapping, *, context
         current.update(await tx.get_user_roles(tenant_id, missing))
         new = {uid: normalize(computed.get(uid, ())) or default for uid in current}
         _note(context, current)
-        return await _write_changed(tx, tenant_id, new, current)
+        return await _write_changed(tx, tenant_id, new, current, context)
     changed = 0
     after: int | None = None
     while True:
@@ -231,7 +245,7 @@ async def recompute_all(tx: Tx, tenant_id: str, mapping: RoleMapping, *, context
         current = {row.id: row.roles for row in page.rows}
         new = {row.id: roles_for_attribute(mapping, row.data) for row in page.rows}
         _note(context, current)
-        changed += await _write_changed(tx, tenant_id, new, current)
+        changed += await _write_changed(tx, tenant_id, new, current, context)
         after = page.rows[-1].seq
 
 
@@ -244,14 +258,19 @@ async def role_listener(tx: Tx, tenant: TenantRow, change: Change, context: dict
     if change.resource_type == "User":
         if change.action == "deleted":
             return
+        # The service hands over the roles stored before the change (a new user has none).
+        previous = list(context.get("before_roles") or [])
         if mapping.source == "idp_attribute":
             roles = roles_for_attribute(mapping, change.resource or {})
             await tx.set_user_roles(tenant.id, {change.resource_id: roles})
             _note(context, [change.resource_id])
+            _note_changed(context, {change.resource_id: (previous, roles)} if roles != previous else {})
         elif change.action == "created" and mapping.default_roles:
             # A new SCIM user is in no group yet; portal-managed tenants hand out their starting roles too.
-            await tx.set_user_roles(tenant.id, {change.resource_id: normalize(mapping.default_roles)})
+            roles = normalize(mapping.default_roles)
+            await tx.set_user_roles(tenant.id, {change.resource_id: roles})
             _note(context, [change.resource_id])
+            _note_changed(context, {change.resource_id: (previous, roles)})
         return
     if mapping.source != "idp_groups" or not mapping.group_roles:
         return
@@ -300,6 +319,7 @@ async def _affected_by_group_update(
 
 __all__ = [
     "RECOMPUTED_KEY",
+    "ROLES_CHANGED_KEY",
     "SOURCES",
     "RoleMapping",
     "attribute_values",

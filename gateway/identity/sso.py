@@ -15,7 +15,9 @@ Matching is by userName, case-insensitively (the same folded column SCIM uses). 
 rows of the same users table (``provisioned_by = "jit"``), so they are SCIM Users too and an IdP
 that later turns SCIM on finds them with its ``userName eq`` lookup. A JIT create is not a SCIM
 operation: it writes no ``scim_*`` activity event and fires no ``scim_resource_changed`` hook
-(the activity log records what the IdP pushed over SCIM, as the product's Activity tab does).
+(the activity log records what the IdP pushed over SCIM, as the product's Activity tab does); it
+is a change to the directory, so the change feed gets ``user.created`` (source ``sso``), and a
+re-sync that changes roles gets ``user.roles_changed``, each in the write's own transaction.
 A sign-in never updates the profile (name, email): without SCIM the gateway does not own it.
 """
 
@@ -31,6 +33,7 @@ from gateway.clock import now
 from gateway.core.errors import ScimError
 from gateway.core.resource import prepare_write
 from gateway.core.schema import USER_SCHEMA, user_type
+from gateway.events.outbox import USER_CREATED, USER_ROLES_CHANGED, user_event
 from gateway.identity import roles
 from gateway.identity.management import AdminError, StrictModel, require_tenant, user_view
 from gateway.store.base import ResourceRow, Store, StoreConflict, TenantRow
@@ -125,9 +128,11 @@ async def sign_in(store: Store, tenant_id: str, req: SignInRequest) -> Decision:
         return _allow(user, jit=False, source="portal")
     wanted = assertion_roles(mapping, req)
     if wanted != user.roles:
+        previous = user.roles
         async with store.write() as tx:
             await tx.set_user_roles(tenant_id, {user.id: wanted})
-        user.roles = wanted
+            user.roles = wanted
+            tx.emit([user_event(tenant_id, USER_ROLES_CHANGED, user, source="sso", previous_roles=previous)])
     return _allow(user, jit=False, source="role_mapping")
 
 
@@ -136,6 +141,7 @@ async def _jit_create(store: Store, tenant: TenantRow, req: SignInRequest) -> Re
     try:
         async with store.write() as tx:
             await tx.insert_user(tenant.id, row)
+            tx.emit([user_event(tenant.id, USER_CREATED, row, source="sso")])
     except StoreConflict:
         return None
     return row

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 
 class StoreConflict(Exception):
@@ -110,6 +110,100 @@ class EventRow:
     data: dict[str, Any]
 
 
+# --- change feed (issue 10): outbox events, webhook endpoints and deliveries --------------------
+@dataclass(slots=True)
+class OutboxEvent:
+    """One event of a tenant's change feed; ``seq`` is assigned when its transaction commits."""
+
+    id: str
+    type: str
+    tenant_id: str
+    occurred_at: str
+    source: str
+    client: str | None
+    data: dict[str, Any]
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class WebhookRow:
+    id: str
+    tenant_id: str
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    secret: str
+    cursor_seq: int
+    failing: bool
+    created: str
+    updated: str
+
+
+@dataclass(slots=True)
+class DeliveryRow:
+    id: str
+    tenant_id: str
+    endpoint_id: str
+    event_seq: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: str
+    lease_until: str | None
+    lease_token: str | None
+    created: str
+    completed_at: str | None
+
+
+class FeedReader(Protocol):
+    async def read_outbox(
+        self, tenant_id: str, *, after: int | None, limit: int, types: Sequence[str] = ()
+    ) -> tuple[int, int, list[OutboxEvent]]: ...
+    async def outbox_tenants(self) -> list[str]: ...
+    async def feed_stats(self) -> dict[str, Any]: ...
+    async def users_by_ids(self, tenant_id: str, user_ids: list[str]) -> dict[str, "ResourceRow"]: ...
+    async def get_webhook(self, tenant_id: str, webhook_id: str) -> WebhookRow | None: ...
+    async def list_webhooks(self, tenant_id: str) -> list[WebhookRow]: ...
+    async def webhooks_behind(self) -> list[tuple[str, str]]: ...
+    async def list_deliveries(
+        self, tenant_id: str, webhook_id: str, *, status: str | None, limit: int, before_seq: int | None
+    ) -> list[DeliveryRow]: ...
+    async def get_delivery(self, tenant_id: str, webhook_id: str, delivery_id: str) -> DeliveryRow | None: ...
+    async def outbox_event(self, tenant_id: str, seq: int) -> OutboxEvent | None: ...
+
+
+class FeedTx(FeedReader, Protocol):
+    emitting: bool
+
+    def emit(self, events: Sequence[OutboxEvent]) -> None:
+        """Buffer events; the backend numbers and writes them right before this transaction commits."""
+        ...
+    async def flush_outbox(self) -> int: ...
+    async def insert_members(self, tenant_id: str, group_id: str, members: list["Member"]) -> list[str]: ...
+    async def prune_outbox(self, tenant_id: str, *, before: str) -> int: ...
+    async def insert_webhook(self, row: WebhookRow) -> None: ...
+    async def update_webhook(self, tenant_id: str, webhook_id: str, **fields: Any) -> bool: ...
+    async def delete_webhook(self, tenant_id: str, webhook_id: str) -> bool: ...
+    async def fan_out(self, tenant_id: str, webhook_id: str, *, when: str, new_id: Any, limit: int = 1000) -> int: ...
+    async def claim_deliveries(self, *, when: str, lease_until: str, token: str, limit: int) -> list[DeliveryRow]: ...
+    async def finish_delivery(
+        self,
+        delivery_id: str,
+        token: str,
+        *,
+        status: str,
+        when: str,
+        next_attempt_at: str | None = None,
+        http_status: int | None = None,
+        error: str | None = None,
+    ) -> bool: ...
+    async def retry_delivery(self, tenant_id: str, webhook_id: str, delivery_id: str, *, when: str) -> bool: ...
+
+
 # portal access (issue 9) ---------------------------------------------------------------------
 @dataclass(slots=True)
 class PortalLinkRow:
@@ -145,7 +239,7 @@ class PortalTx(PortalReader, Protocol):
     async def prune_portal(self, *, now: str, idle_before: str) -> int: ...
 
 
-class Reader(PortalReader, Protocol):
+class Reader(FeedReader, PortalReader, Protocol):
     async def get_tenant(self, tenant_id: str) -> TenantRow | None: ...
     async def list_tenants(self) -> list[TenantRow]: ...
     async def find_api_key_tenant(self, key_hash: str) -> tuple[ApiKeyRow, str, TenantRow] | None: ...
@@ -199,7 +293,7 @@ class Reader(PortalReader, Protocol):
         ...
 
 
-class Tx(Reader, PortalTx, Protocol):
+class Tx(Reader, FeedTx, PortalTx, Protocol):
     async def insert_tenant(self, row: TenantRow) -> None: ...
     async def update_tenant(self, tenant_id: str, **fields: Any) -> None: ...
     async def insert_api_key(self, row: ApiKeyRow, key_hash: str) -> None: ...
@@ -242,6 +336,8 @@ class Store(Protocol):
     """The migrations the last ``open()`` applied (empty when the schema was already current)."""
     on_timing: Callable[[str, float], None] | None
     """Called with ("read" | "write", seconds) after each ``read()``/``write()`` block (metrics)."""
+    # --- change feed (issue 10) ---
+    emit_events: bool  # False: write transactions drop their change-feed events (events switched off)
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -271,6 +271,7 @@ class PostgresStore:
         self.connect_timeout = connect_timeout  # total time open() keeps retrying an unreachable server
         self.applied_migrations: list[int] = []
         self.on_timing: Callable[[str, float], None] | None = None
+        self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     def _server_settings(self) -> dict[str, str]:
         # Every pooled connection resolves unqualified table names in our schema only.
@@ -367,7 +368,11 @@ class PostgresStore:
         try:
             async with self._require_pool().acquire() as conn:
                 async with conn.transaction():
-                    yield SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                    ops = SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                    ops.emitting = self.emit_events
+                    yield ops
+                    # Last, so the tenant's outbox head is the last lock taken and is held only until COMMIT.
+                    await ops.flush_outbox()
         finally:
             if self.on_timing is not None:
                 self.on_timing("write", time.perf_counter() - started)

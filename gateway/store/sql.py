@@ -19,6 +19,7 @@ from gateway.store.base import (
 )
 from gateway.store.conn import Conn as Conn, dumps, loads
 from gateway.store.ops import OpsSql
+from gateway.store.outbox import OutboxOps
 from gateway.store.portal import PortalOps
 from gateway.store.schemas import SchemaOps
 from gateway.store.rows import fold, group_columns, user_columns, user_email_rows
@@ -67,7 +68,7 @@ def _group(r: Any) -> ResourceRow:
     return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
 
 
-class SqlOps(OpsSql, PortalOps, SchemaOps):
+class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:

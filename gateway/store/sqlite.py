@@ -101,6 +101,7 @@ class SqliteStore:
         self._write_lock = asyncio.Lock()
         self.applied_migrations: list[int] = []
         self.on_timing: Callable[[str, float], None] | None = None
+        self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
@@ -191,7 +192,10 @@ class SqliteStore:
             started = time.perf_counter()
             await db.execute("BEGIN IMMEDIATE")
             try:
-                yield SqlOps(_Conn(db))
+                ops = SqlOps(_Conn(db))
+                ops.emitting = self.emit_events
+                yield ops
+                await ops.flush_outbox()  # last statement before COMMIT: the events commit with the change
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise

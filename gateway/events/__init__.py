@@ -1,0 +1,1 @@
+"""The change feed for the application: outbox events, the events API's reads, webhooks and their delivery."""

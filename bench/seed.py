@@ -31,7 +31,7 @@ from gateway.store.rows import group_columns, user_columns, user_email_rows
 from gateway.store.sqlite import SqliteStore
 
 # Bump when the generated documents change, so cached databases are rebuilt.
-SEED_VERSION = 1
+SEED_VERSION = 4
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -55,6 +55,25 @@ TITLES = [
 #: substrings for the ``title co`` scenario (case differs from the stored titles on purpose)
 TITLE_NEEDLES = ["engineer", "MANAGER", "Analyst", "counsel", "Specialist", "intern"]
 
+
+def needles(doc: dict[str, Any]) -> dict[str, str]:
+    """Selective substrings of one seeded user, for the index-assisted ``co``/``sw``/``ew`` scenarios.
+
+    ``userName`` is ``Given.Family<7 digits>@domain``: the family name's last two letters and the seven
+    digits match this one user whatever the tenant's size; the work email's ``<digits>@`` likewise; the
+    externalId's last 6 hex digits end only its own; displayName ``sw`` the given name and the family
+    name's first letter (about one user in 1,000 at any size: its cost grows with the matches).
+    """
+    un = doc["userName"]
+    d = next(i for i, c in enumerate(un) if c.isdigit())
+    given, family = doc["name"]["givenName"], doc["name"]["familyName"]
+    return {
+        "username_co": un[d - 2 : d + 7],
+        "email_co": un[d : d + 7] + "@",
+        "displayname_sw": f"{given} {family[0]}",
+        "externalid_ew": doc["externalId"][-6:],
+    }
+
 DOMAINS = ["example.com", "example.org", "corp.example.net"]
 
 
@@ -67,6 +86,9 @@ class Seeded:
     users: int
     members: int
     seed_seconds: float
+    # an empty second tenant for the create scenario, so creates never grow the measured tenant
+    create_tenant_id: str = ""
+    create_api_key: str = ""
 
 
 def user_doc(i: int, rng: random.Random) -> dict[str, Any]:
@@ -129,13 +151,15 @@ _INSERT_USER = (
 _INSERT_EMAIL = "INSERT INTO user_emails (tenant_id, user_id, value_ci, type, is_primary) VALUES (?, ?, ?, ?, ?)"
 
 
-async def _create_tenant(path: str) -> tuple[str, str]:
+async def _create_tenants(path: str) -> tuple[str, str, str, str]:
     store = SqliteStore(path)
     await store.open()  # applies the migrations
     try:
         tenant = await create_tenant(store, "bench", idp="generic", scim_enabled=True)
         key = await create_api_key(store, tenant.id, "bench")
-        return tenant.id, key.key
+        creates = await create_tenant(store, "bench-create", idp="generic", scim_enabled=True)
+        ckey = await create_api_key(store, creates.id, "bench-create")
+        return tenant.id, key.key, creates.id, ckey.key
     finally:
         await store.close()
 
@@ -144,7 +168,7 @@ def seed(path: Path, users: int, members: int, *, batch: int = 50_000, log: Any 
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    tenant_id, api_key = asyncio.run(_create_tenant(str(path)))
+    tenant_id, api_key, create_id, create_key = asyncio.run(_create_tenants(str(path)))
 
     rng = random.Random(7)
     _check_against_prepare_write(user_doc(0, rng))
@@ -169,8 +193,10 @@ def seed(path: Path, users: int, members: int, *, batch: int = 50_000, log: Any 
             if len(rows) >= batch:
                 break
         conn.execute("BEGIN")
-        conn.executemany(_INSERT_USER, rows)
+        # emails first (this connection does not enforce foreign keys): the substring index's trigger
+        # on users then indexes each user with its emails in one go instead of once per email
         conn.executemany(_INSERT_EMAIL, emails)
+        conn.executemany(_INSERT_USER, rows)
         conn.execute("COMMIT")
         done += len(rows)
         if users >= 200_000 and done % 200_000 < batch:
@@ -190,9 +216,12 @@ def seed(path: Path, users: int, members: int, *, batch: int = 50_000, log: Any 
         [(tenant_id, gid, m) for m in member_ids],
     )
     conn.execute("COMMIT")
+    # merge the substring indexes' segments, as a long-running database's automerge would have
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts5%'").fetchall():
+        conn.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    return Seeded(str(path), tenant_id, api_key, gid, users, members, time.perf_counter() - started)
+    return Seeded(str(path), tenant_id, api_key, gid, users, members, time.perf_counter() - started, create_id, create_key)
 
 
 def seeded(cache: Path, users: int, members: int, *, log: Any = print) -> tuple[Seeded, bool]:
@@ -211,7 +240,7 @@ def seeded(cache: Path, users: int, members: int, *, log: Any = print) -> tuple[
     return s, False
 
 
-def sample(db_path: str, tenant_id: str, users: int, members: int, k: int, seed_: int = 1) -> dict[str, list[str]]:
+def sample(db_path: str, tenant_id: str, users: int, members: int, k: int, seed_: int = 1) -> dict[str, list[Any]]:
     """Random users (id, userName) across the table, and ids of users outside the group (for PATCH)."""
     rng = random.Random(seed_)
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -219,16 +248,19 @@ def sample(db_path: str, tenant_id: str, users: int, members: int, k: int, seed_
         seqs = rng.sample(range(1, users + 1), min(k, users))
         ids: list[str] = []
         names: list[str] = []
+        docs: list[dict[str, Any]] = []
         for i in range(0, len(seqs), 500):
             chunk = seqs[i : i + 500]
             rows = conn.execute(
-                f"SELECT id, user_name FROM users WHERE tenant_id = ? AND seq IN ({', '.join('?' * len(chunk))})",
+                f"SELECT id, user_name, data FROM users WHERE tenant_id = ? AND seq IN ({', '.join('?' * len(chunk))})",
                 (tenant_id, *chunk),
             ).fetchall()
             ids += [r[0] for r in rows]
             names += [r[1] for r in rows]
+            docs += [orjson.loads(r[2]) for r in rows]
         rng.shuffle(ids)
         rng.shuffle(names)
+        rng.shuffle(docs)
         outside = [
             r[0]
             for r in conn.execute(
@@ -237,6 +269,70 @@ def sample(db_path: str, tenant_id: str, users: int, members: int, k: int, seed_
                 (tenant_id, min(k, users - members)),
             )
         ]
-        return {"ids": ids, "names": names, "non_members": outside}
+        return {"ids": ids, "names": names, "non_members": outside, "docs": docs}
     finally:
         conn.close()
+
+
+# PostgreSQL --------------------------------------------------------------------------------------
+async def seed_postgres(dsn: str, schema: str, users: int, members: int) -> Seeded:
+    """The small dataset (same documents as the SQLite seed) in a fresh ``schema`` of a PostgreSQL database.
+
+    The schema is dropped and rebuilt on every run (1,000 users take a second); the gateway is then
+    pointed at it with ``?search_path=<schema>`` on its database URL.
+    """
+    import asyncpg
+
+    from gateway.store.postgres import PostgresStore
+
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+    store = PostgresStore(dsn, schema=schema)
+    await store.open()  # creates the schema and applies the migrations
+    try:
+        tenant = await create_tenant(store, "bench", idp="generic", scim_enabled=True)
+        key = await create_api_key(store, tenant.id, "bench")
+        creates = await create_tenant(store, "bench-create", idp="generic", scim_enabled=True)
+        ckey = await create_api_key(store, creates.id, "bench-create")
+    finally:
+        await store.close()
+    ts = now()
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}"'})
+    try:
+        rows: list[tuple[Any, ...]] = []
+        emails: list[tuple[Any, ...]] = []
+        member_ids: list[str] = []
+        for row, erows in _user_rows(tenant.id, users, ts):
+            r = list(row)
+            r[7] = bool(r[7])  # active
+            rows.append(tuple(r))
+            emails.extend((t, u, v, ty, bool(p)) for t, u, v, ty, p in erows)
+            if len(member_ids) < members:
+                member_ids.append(row[1])
+        cols = ["tenant_id", "id", "user_name", "user_name_ci", "external_id", "display_name", "display_name_ci",
+                "active", "email_ci", "roles", "provisioned_by", "data", "version", "created", "last_modified"]
+        async with conn.transaction():
+            await conn.copy_records_to_table("users", records=rows, columns=cols)
+            await conn.copy_records_to_table(
+                "user_emails", records=emails, columns=["tenant_id", "user_id", "value_ci", "type", "is_primary"]
+            )
+            gid = str(uuid.UUID(int=random.Random(99).getrandbits(128), version=4))
+            gdata = {"displayName": f"Bench group {members:,}", "schemas": [GROUP_SCHEMA]}
+            gc = group_columns(gdata)
+            await conn.execute(
+                "INSERT INTO groups (tenant_id, id, display_name, display_name_ci, external_id, data, version, created,"
+                " last_modified) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
+                tenant.id, gid, gc["display_name"], gc["display_name_ci"], gc["external_id"], orjson.dumps(gdata).decode(), ts,
+            )
+            await conn.copy_records_to_table(
+                "group_members", records=[(tenant.id, gid, m, "User") for m in member_ids],
+                columns=["tenant_id", "group_id", "member_id", "member_type"],
+            )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return Seeded(dsn, tenant.id, key.key, gid, users, members, time.perf_counter() - started, creates.id, ckey.key)

@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, Iterable
 import structlog
 from aiohttp import web
 
-from gateway.http import openapi, ops
+from gateway.http import limits, openapi, ops
 from gateway.http.appkeys import gateway_key, metrics_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
@@ -37,9 +37,11 @@ def create_app(
     settings = settings or Settings.from_env()
     host = PluginHost(plugins, load_entrypoints=load_entrypoints)
     gw = Gateway(settings, store or open_store(settings.database, connect_timeout=settings.database_connect_timeout), host)
-    app = web.Application(middlewares=[edge_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[edge_middleware, limits.request_checks], client_max_size=settings.max_body_bytes,
+                          handler_args=limits.handler_args(settings))
     app[gateway_key] = gw
     app[metrics_key] = _metrics(settings, gw.store)
+    limits.setup(app, settings)
     openapi.setup_routes(app)  # before the SCIM routes, whose /scim/v2/{tenant_id} would match its path
     setup_routes(app)
     ops.setup_routes(app)

@@ -1,4 +1,4 @@
-"""The ``scim-gateway`` command: serve, tenants, keys, scim toggle, users, roles, sso, activity, migrate.
+"""The ``scim-gateway`` command: serve, tenants, keys, scim toggle, users, roles, sso, activity, schemas, migrate.
 
 Every admin API action has a command here, backed by the same :mod:`gateway.identity.management` code and
 the same validation; ``--json`` prints what the admin API would answer.
@@ -294,6 +294,50 @@ async def _sso_sign_in(args: argparse.Namespace, settings: Settings, store: Stor
     return ExitCode.OK if decision.allowed else ExitCode.REJECTED
 
 
+# custom schema extensions ----------------------------------------------------------------------
+def _schema_line(v: dict[str, Any]) -> str:
+    return (f"{v['id']} extends {v['resourceType']}{' (required)' if v['required'] else ''}: "
+            f"{', '.join(a['name'] for a in v['attributes'])}")
+
+
+def _text_arg(raw: str) -> str:
+    """A JSON document given inline, or ``@path`` to read it from a file (validated like an API body)."""
+    from gateway.identity.management import AdminError
+
+    if not raw.startswith("@"):
+        return raw
+    try:
+        with open(raw[1:], encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise AdminError(400, "invalid_json", f"cannot read {raw[1:]!r}: {exc.strerror}") from None
+
+
+async def _schemas(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``schemas list|show|put|delete``: the admin API's schema actions, one ``AdminError`` path for all four."""
+    from gateway.identity import extensions, management
+
+    tenant, url = args.tenant_id, settings.scim_url
+    try:
+        if args.action == "list":
+            views = await extensions.list_schemas(store, tenant, url)
+            payload: Any = {"schemas": views}
+            text = "\n".join(_schema_line(v) for v in views) or "no custom schema extensions"
+        elif args.action == "show":
+            payload = await extensions.get_schema(store, tenant, args.urn, url)
+            text = json.dumps(payload, indent=2)
+        elif args.action == "put":
+            status, payload = await extensions.put_schema(store, tenant, args.urn, _text_arg(args.schema), url)
+            text = f"{'declared' if status == 201 else 'replaced'} {_schema_line(payload)}"
+        else:
+            await extensions.delete_schema(store, tenant, args.urn, force=args.force)
+            payload, text = {"deleted": args.urn}, f"deleted {args.urn}"
+    except management.AdminError as exc:
+        return _admin_fail(args, exc)
+    _print(args, payload, text)
+    return 0
+
+
 # portal links ----------------------------------------------------------------------------------
 async def _portal_link(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from gateway.identity import management
@@ -553,6 +597,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--cursor", help="resume after the last event of the previous page")
     a.add_argument("--json", action="store_true")
 
+    sx = sub.add_parser("schemas", help="a tenant's custom schema extensions (RFC 7643 §7)").add_subparsers(
+        dest="action", required=True)
+    for action, text in (("list", "the tenant's declarations"), ("show", "one declaration"),
+                         ("put", "declare or replace an extension"),
+                         ("delete", "remove a declaration (refused while resources carry its values)")):
+        c = sx.add_parser(action, help=text)
+        c.add_argument("tenant_id")
+        if action != "list":
+            c.add_argument("urn")
+        if action == "put":
+            c.add_argument("schema", help="the RFC 7643 §7 schema as JSON, or @file.json")
+        if action == "delete":
+            c.add_argument("--force", action="store_true", help="delete even so; the values stay stored, undeclared")
+        c.add_argument("--json", action="store_true")
+
     pl = sub.add_parser("portal-link", help="a single-use, expiring link to one tenant's portal settings")
     pl.add_argument("tenant_id")
     pl.add_argument("--minutes", type=int, default=5, help="minutes until the link expires (1-60)")
@@ -624,6 +683,10 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
     ("scim", "disable"): _scim_toggle,
     ("activity", None): _activity,
     ("portal-link", None): _portal_link,
+    ("schemas", "list"): _schemas,
+    ("schemas", "show"): _schemas,
+    ("schemas", "put"): _schemas,
+    ("schemas", "delete"): _schemas,
     ("migrate", None): _migrate,
 }
 

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.core import discovery, routes
 from gateway.core.extensions import TenantTypes
 from gateway.core.errors import InvalidSyntaxError, NotFoundError, ScimError
+from gateway.core.limits import check_operations
 from gateway.core.routes import Route
 from gateway.core.schema import SEARCH_REQUEST_SCHEMA
 from gateway.core.paging import list_params
@@ -159,6 +160,7 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
             attributes=params.attributes, excluded=params.excluded,
         )
     ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
+    check_operations(ops, gw.settings.max_patch_operations)  # as the client sent them, before any plugin splits one
     if isinstance(ops, list):
         hooks.scim_normalize_patch(client=client, request=request, operations=ops)
     return await svc.patch(

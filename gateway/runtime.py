@@ -30,6 +30,8 @@ class Gateway:
             base_url=settings.scim_url,
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
+            max_filter_depth=settings.max_filter_depth,
+            max_elements=settings.max_elements_per_request,
         )
         # Roles first, so the provisioning event describes the change with its roles already applied.
         self.service.listeners.append(roles.role_listener)

@@ -66,6 +66,21 @@ class Settings(BaseModel):
     portal_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="A portal session ends after this long unused")
     portal_session_hours: int = Field(12, ge=1, le=24 * 30, description="A portal session ends this long after sign-in")
 
+    # -- Hardening: rate limits and bounded work per request (docs/hardening.md) --------------------
+    rate_limit_per_second: float = Field(200.0, ge=0, description="Sustained SCIM requests/s per API key; 0 = no limit")
+    rate_limit_burst: int = Field(400, ge=1, description="Requests an API key may send at once before the rate applies")
+    auth_failure_limit: int = Field(20, ge=0, description="Failed authentications per client address per window; 0 = no limit")
+    auth_failure_window_seconds: float = Field(60.0, gt=0, description="Window (and cool-down) of auth_failure_limit")
+    trusted_proxies: str = Field("", description="Comma-separated proxy addresses/CIDRs whose X-Forwarded-For is honoured")
+    max_request_line_bytes: int = Field(8190, ge=256, description="Longest request line (414 beyond)")
+    max_header_bytes: int = Field(8190, ge=256, description="Longest header field (431 beyond)")
+    body_read_timeout_seconds: float = Field(30.0, gt=0, description="Time a client has to send its whole body (408 beyond)")
+    max_connections: int = Field(1000, ge=0, description="Concurrent connections per process; 0 = no limit (503 beyond)")
+    max_json_depth: int = Field(32, ge=4, le=512, description="Deepest nesting of a JSON body on any endpoint")
+    max_filter_depth: int = Field(20, ge=1, le=50, description="Deepest parenthesis/value-path nesting of a filter")
+    max_patch_operations: int = Field(1000, ge=0, description="Operations in one PATCH; 0 = no limit")
+    max_elements_per_request: int = Field(50_000, ge=0, description="Array elements (members, emails...) in one body; 0 = no limit")
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, *, flags: dict[str, str] | None = None,
                  **overrides: Any) -> "Settings":

@@ -90,3 +90,20 @@ def server(tmp_path: Path) -> Any:
     assert info["key"] not in logs  # no key in any log line
 
 
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_app(request: Any, tmp_path: Path, gateway_plugins: list[Any]) -> Any:
+    """A gateway app on each backend: a SQLite file, and PostgreSQL (own schema) when configured.
+
+    Override ``gateway_app`` with it to run a module's HTTP tests on both backends.
+    """
+    from gateway.app import create_app
+    from gateway.settings import Settings
+    from gateway.testing import build_app
+
+    if request.param == "sqlite":
+        return build_app(tmp_path / "gateway.db", plugins=gateway_plugins)
+    assert POSTGRES_DSN
+    settings = Settings(database=POSTGRES_DSN, public_url="https://scim.example.test")
+    return create_app(settings, plugins=gateway_plugins, store=make_store("postgres", tmp_path))

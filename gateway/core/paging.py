@@ -29,9 +29,12 @@ def _int_param(name: str, raw: str | int | None, default: int | None) -> int | N
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except (TypeError, ValueError):
-        raise InvalidValueError(f"{name} must be an integer, got {raw!r}") from None
+        raise InvalidValueError(f"{name} must be an integer, got {raw!r:.40}") from None
+    if not -(2**62) <= value <= 2**62:  # beyond what a database integer (or OFFSET) can take
+        raise InvalidValueError(f"{name} is out of range, got {raw!r:.40}")
+    return value
 
 
 def list_params(query: dict[str, Any]) -> ListParams:

@@ -46,6 +46,7 @@ from gateway.core.resource import (
     UNASSIGNED,
     check_members,
     check_value,
+    dedupe,
     derive_schemas,
     enforce_single_primary,
     merge_multi,
@@ -94,6 +95,67 @@ class PatchOutcome:
     changed: bool
     password_set: bool = False
     ignored: tuple[str, ...] = ()  # attributes of no-path values the schema does not define, or readOnly ones
+
+
+class _MemberFold:
+    """Member operations folded as they come, keyed by member id so each operation costs its own size.
+
+    The semantics are :class:`MemberChanges`' (a remove drops matching pending inserts; after a
+    clear-all, later removes only edit the pending lists); dicts instead of lists keep a PATCH of
+    thousands of members, or of thousands of one-member operations, linear.
+    """
+
+    __slots__ = ("add", "replace_all", "removed", "remove_filter", "remove_all")
+
+    def __init__(self) -> None:
+        self.add: dict[str, dict[str, Any]] = {}
+        self.replace_all: dict[str, dict[str, Any]] | None = None
+        self.removed: dict[str, None] = {}
+        self.remove_filter: list[Node] = []
+        self.remove_all = False
+
+    @property
+    def cleared(self) -> bool:
+        return self.remove_all or self.replace_all is not None
+
+    def add_members(self, items: list[dict[str, Any]]) -> None:
+        target = self.replace_all if self.replace_all is not None else self.add
+        for m in items:
+            target.setdefault(m["value"], m)
+
+    def replace_with(self, items: list[dict[str, Any]]) -> None:
+        self.replace_all = {}
+        for m in items:
+            self.replace_all.setdefault(m["value"], m)
+        self.add, self.removed, self.remove_filter, self.remove_all = {}, {}, [], False
+
+    def clear(self) -> None:
+        self.remove_all, self.replace_all = True, None
+        self.add, self.removed, self.remove_filter = {}, {}, []
+
+    def remove_ids(self, ids: list[str]) -> None:
+        for i in ids:
+            self.add.pop(i, None)
+            if self.replace_all is not None:
+                self.replace_all.pop(i, None)
+            if not self.cleared:
+                self.removed[i] = None
+
+    def remove_matching(self, node: Node, test: Any) -> None:
+        self.add = {k: m for k, m in self.add.items() if not test(m)}
+        if self.replace_all is not None:
+            self.replace_all = {k: m for k, m in self.replace_all.items() if not test(m)}
+        if not self.cleared:
+            self.remove_filter.append(node)
+
+    def result(self) -> MemberChanges:
+        return MemberChanges(
+            add=list(self.add.values()),
+            remove_ids=list(self.removed),
+            remove_filter=list(self.remove_filter),
+            replace_all=list(self.replace_all.values()) if self.replace_all is not None else None,
+            remove_all=self.remove_all,
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,7 +259,7 @@ class _Patcher:
         self.rtype = rtype
         self.resource_id = resource_id
         self.is_group = rtype.schema == GROUP_SCHEMA
-        self.members: MemberChanges | None = None
+        self.members: _MemberFold | None = None
         self.password_set = False
         self.ignored: list[str] = []
 
@@ -500,12 +562,15 @@ class _Patcher:
             else:
                 if checked is True and sub.name == "primary" and len(hits) > 1:
                     raise InvalidValueError(f"'{t.label}' matches several values; only one can be primary")
+                last_primary: Any = None
                 for i in hits:
                     element = dict(elements[i]) if isinstance(elements[i], dict) else {"value": elements[i]}
                     self._set_in(element, sub, checked, t.label)
                     elements[i] = element
                     if element.get("primary") is True:
-                        enforce_single_primary(elements, element)
+                        last_primary = element
+                if last_primary is not None:  # once, not per hit: linear however many values match
+                    enforce_single_primary(elements, last_primary)
         else:
             checked = check_value(attr, self._coerce(attr, value), t.label)
             if checked is UNASSIGNED:
@@ -521,19 +586,19 @@ class _Patcher:
                 new_element = {**base, **replacement} if isinstance(replacement, dict) else replacement
                 elements = merge_multi(elements, [new_element])
             else:
+                last: Any = None
                 for i in hits:
                     if kind == "add" and isinstance(elements[i], dict) and isinstance(replacement, dict):
                         elements[i] = {**elements[i], **replacement}  # add: given sub-attributes set
                     else:
                         elements[i] = replacement  # replace: "all matching record values SHALL be replaced"
                     if isinstance(elements[i], dict) and elements[i].get("primary") is True:
-                        enforce_single_primary(elements, elements[i])
+                        last = elements[i]  # the last primary wins, as if enforced after each hit
+                if last is not None:
+                    enforce_single_primary(elements, last)
                 if sum(1 for e in elements if isinstance(e, dict) and e.get("primary") is True) > 1:
                     raise InvalidValueError(f"'{t.label}' would make several values primary")
-        deduped: list[Any] = []
-        for e in elements:
-            if e not in deduped and e != {}:
-                deduped.append(e)
+        deduped = dedupe(elements)
         if deduped:
             holder[attr.name] = deduped
         else:
@@ -575,7 +640,7 @@ class _Patcher:
                     holder.pop(attr.name, None)
             return
         elements = list(current) if isinstance(current, list) else []
-        hits = [i for i, e in enumerate(elements) if element_matches(t.filter, e, attr)]
+        hits = {i for i, e in enumerate(elements) if element_matches(t.filter, e, attr)}
         if not hits:
             # RFC 7644 §3.12: noTarget "occurs when the specified path value contains a filter that yields no match".
             raise NoTargetError(f"No value matches '{t.label}'")
@@ -645,62 +710,40 @@ class _Patcher:
 
     # -- group members --------------------------------------------------------------------------
     def apply_members(self, kind: str, t: _Target, value: Any, *, has_value: bool) -> None:
-        mc = self.members if self.members is not None else MemberChanges()
-        self.members = mc
+        fold = self.members if self.members is not None else _MemberFold()
+        self.members = fold
         if t.sub is not None:
             if t.sub.mutability == "immutable" or kind == "remove":
                 raise MutabilityError(f"'{t.label}' is immutable; remove the member and add it again")
             return  # members[...].display: the gateway shows the member's own display name
         assert t.attr is not None
         if kind == "add":
-            self._members_add(mc, check_members(self._coerce(t.attr, value)))
+            fold.add_members(check_members(self._coerce(t.attr, value)))
             return
         if kind == "replace" and t.filter is None:
-            mc.replace_all = check_members(self._coerce(t.attr, value))
-            mc.add, mc.remove_ids, mc.remove_filter, mc.remove_all = [], [], [], False
+            fold.replace_with(check_members(self._coerce(t.attr, value)))
             return
         if kind == "replace":
             assert t.filter is not None
             items = check_members(self._coerce(t.attr, value))
-            self._members_remove(mc, t.filter)
-            self._members_add(mc, items)
+            self._members_remove(fold, t.filter)
+            fold.add_members(items)
             return
         if t.filter is not None:
-            self._members_remove(mc, t.filter)
+            self._members_remove(fold, t.filter)
             return
         if has_value and value is not None:
             # Never a silent remove-all, never a guess that the value lists the members to drop.
             raise _remove_with_value(t.label)
-        mc.remove_all, mc.replace_all = True, None
-        mc.add, mc.remove_ids, mc.remove_filter = [], [], []
+        fold.clear()
 
-    def _members_add(self, mc: MemberChanges, items: list[dict[str, Any]]) -> None:
-        target = mc.replace_all if mc.replace_all is not None else mc.add
-        known = {m["value"] for m in target}
-        for m in items:
-            if m["value"] not in known:
-                target.append(m)
-                known.add(m["value"])
-
-    def _members_remove_ids(self, mc: MemberChanges, ids: list[str]) -> None:
-        gone = set(ids)
-        mc.add = [m for m in mc.add if m["value"] not in gone]
-        if mc.replace_all is not None:
-            mc.replace_all = [m for m in mc.replace_all if m["value"] not in gone]
-        if not mc.cleared:
-            mc.remove_ids.extend(i for i in dict.fromkeys(ids) if i not in mc.remove_ids)
-
-    def _members_remove(self, mc: MemberChanges, node: Node) -> None:
+    def _members_remove(self, fold: "_MemberFold", node: Node) -> None:
         ids = _member_ids(node)
         if ids is not None:
-            self._members_remove_ids(mc, ids)
+            fold.remove_ids(ids)
             return
         attr = self.rtype.attributes["members"]
-        mc.add = [m for m in mc.add if not element_matches(node, m, attr)]
-        if mc.replace_all is not None:
-            mc.replace_all = [m for m in mc.replace_all if not element_matches(node, m, attr)]
-        if not mc.cleared:
-            mc.remove_filter.append(node)
+        fold.remove_matching(node, lambda m: element_matches(node, m, attr))
 
     # -- end ----------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
@@ -752,5 +795,6 @@ def apply_patch(
     result = patcher.finish()
     before = {k: v for k, v in data.items() if k != "schemas"}
     after = {k: v for k, v in result.items() if k != "schemas"}
-    return PatchOutcome(data=result, members=patcher.members, changed=before != after, password_set=patcher.password_set,
+    members = patcher.members.result() if patcher.members is not None else None
+    return PatchOutcome(data=result, members=members, changed=before != after, password_set=patcher.password_set,
                         ignored=tuple(dict.fromkeys(patcher.ignored)))

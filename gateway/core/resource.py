@@ -26,7 +26,9 @@ __all__ = [
     "check_value",
     "check_members",
     "derive_schemas",
+    "dedupe",
     "enforce_single_primary",
+    "freeze",
     "merge_multi",
     "prepare_write",
     "is_unassigned",
@@ -210,16 +212,51 @@ def check_value(attr: Attribute, value: Any, path: str, *, writable_only: bool =
     if not isinstance(value, list):
         raise _fail(path, "an array", value)
     out: list[Any] = []
+    seen: set[Any] = set()  # frozen values: the duplicate check is a set lookup, never a scan of ``out``
     for item in value:
         if isinstance(item, list):
             raise _fail(path, "an array of single values", item)
         checked = _check_single(attr, item, path, writable_only=writable_only)
-        if checked is UNASSIGNED or checked in out:
+        if checked is UNASSIGNED:
             continue
+        key = freeze(checked)
+        if key in seen:
+            continue
+        seen.add(key)
         out.append(checked)
     if attr.is_complex and sum(1 for e in out if e.get("primary") is True) > 1:
         raise InvalidValueError(f"Attribute '{path}' has more than one primary value")
     return out if out else UNASSIGNED
+
+
+def freeze(value: Any) -> Any:
+    """A hashable stand-in for a JSON value with the same equality as ``==`` (object key order ignored).
+
+    Duplicate checks over multi-valued attributes use sets of these, so they stay linear in the
+    number of values instead of comparing every value with every other.
+    """
+    if isinstance(value, dict):
+        return (0, frozenset((k, freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return (1, tuple(freeze(v) for v in value))
+    return value
+
+
+def dedupe(values: list[Any]) -> list[Any]:
+    """``values`` without repeats (first occurrence kept) and without empty objects, in linear time."""
+    return [v for v in dedupe_keep_empty(values) if v != {}]
+
+
+def dedupe_keep_empty(values: list[Any]) -> list[Any]:
+    """``values`` without repeats, first occurrence kept, using :func:`freeze` keys."""
+    kept: set[Any] = set()
+    out: list[Any] = []
+    for v in values:
+        key = freeze(v)
+        if key not in kept:
+            kept.add(key)
+            out.append(v)
+    return out
 
 
 def enforce_single_primary(elements: list[Any], new_primary: Any) -> None:
@@ -232,15 +269,24 @@ def enforce_single_primary(elements: list[Any], new_primary: Any) -> None:
 def merge_multi(existing: list[Any], added: list[Any]) -> list[Any]:
     """Append ``added`` to ``existing`` without duplicating identical values (RFC 7644 §3.5.2.1).
 
-    When an added element is primary, the previous primary loses the flag (RFC 7643 §2.4).
+    When an added element is primary, the previous primary loses the flag (RFC 7643 §2.4); when
+    several added elements are, the last one wins, as if they had been added one by one.
     """
     out = list(existing)
+    seen = {freeze(e) for e in out}
+    last_primary: Any = None
     for item in added:
-        if item in out:
+        key = freeze(item)
+        if key in seen:
             continue
+        seen.add(key)
         out.append(item)
         if isinstance(item, dict) and item.get("primary") is True:
-            enforce_single_primary(out, item)
+            last_primary = item
+    if last_primary is not None:
+        enforce_single_primary(out, last_primary)
+        # an element that lost its flag may now equal a later one: keep the first, as one-by-one adds would
+        out = dedupe_keep_empty(out)
     return out
 
 
@@ -258,17 +304,13 @@ def check_members(value: Any, path: str = "members") -> list[dict[str, Any]]:
 
 def derive_schemas(data: dict[str, Any], rtype: ResourceType, extra_urns: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The ``schemas`` value for ``data``: the core URN plus every extension URN present (RFC 7643 §3)."""
-    urns = [rtype.schema]
+    urns = {rtype.schema: None}  # an ordered set: a body with thousands of extension keys stays linear
     for key in data:
-        if key[:4].lower() == "urn:" and key not in urns:
-            urns.append(key)
-    for urn in rtype.required_extensions:
-        if urn not in urns:
-            urns.append(urn)
-    for urn in extra_urns:
-        if urn not in urns:
-            urns.append(urn)
-    return urns
+        if key[:4].lower() == "urn:":
+            urns.setdefault(key)
+    for urn in (*rtype.required_extensions, *extra_urns):
+        urns.setdefault(urn)
+    return list(urns)
 
 
 def _check_schemas(body: dict[str, Any], rtype: ResourceType) -> dict[str, str]:
@@ -286,6 +328,17 @@ def _check_schemas(body: dict[str, Any], rtype: ResourceType) -> dict[str, str]:
         if urn.lower() not in listed:
             raise InvalidValueError(f"'schemas' must include the required extension '{urn}'")
     return listed
+
+
+def _longest_prefix_urn(low: str, urns: dict[str, str]) -> str | None:
+    """The longest listed URN equal to ``low`` or followed in it by ``:``; one dict lookup per colon."""
+    end = len(low)
+    while end > 4:
+        found = urns.get(low[:end])
+        if found is not None:
+            return found
+        end = low.rfind(":", 0, end)
+    return None
 
 
 def _put(target: dict[str, Any], name: str, value: Any, path: str) -> None:
@@ -361,7 +414,7 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
         if urn.lower() not in listed:
             raise InvalidValueError(f"'{path}' uses extension '{urn}', which is not listed in 'schemas'")
 
-    custom_urns = sorted((u for lu, u in listed.items() if rtype.canonical_urn(u) is None), key=len, reverse=True)
+    custom_urns = {lu: u for lu, u in listed.items() if rtype.canonical_urn(u) is None}
     for key, value in body.items():
         if not isinstance(key, str):
             continue
@@ -373,7 +426,7 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
             # Not a URN the resource type knows: a custom extension object, or an attribute
             # qualified by a custom extension URN listed in "schemas".
             low = key.lower()
-            custom = next((u for u in custom_urns if low == u.lower() or low.startswith(u.lower() + ":")), None)
+            custom = _longest_prefix_urn(low, custom_urns)
             if custom is None:
                 raise InvalidValueError(f"'{key}' uses a schema that is not listed in 'schemas'")
             if len(key) == len(custom):

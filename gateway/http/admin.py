@@ -31,19 +31,30 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from gateway.core.errors import ScimError
 from gateway.http.access import AdminApiError, Handler, Principal, admin_route, authorize, principal_key
 from gateway.http.appkeys import gateway_key
+from gateway.http.limits import read_json
 from gateway.identity import extensions, management, sso
 
 PREFIX = "/api/v1"
 # Tenant settings only the operator may change: the tenant's label and the storage it may use.
-_OPERATOR_FIELDS = ("name", "activity_retention")
+_OPERATOR_FIELDS = ("name", "activity_retention", "rate_limit")
 
 __all__ = ["AdminApiError", "Handler", "PREFIX", "Principal", "admin_route", "authorize", "principal_key", "setup_routes"]
 
 
+async def _read(request: web.Request) -> bytes:
+    """The JSON body as UTF-8 bytes, checked for size, read time, depth, NUL and charset (b"" when empty)."""
+    try:
+        _, raw = await read_json(request, request.app[gateway_key].settings)
+    except ScimError as exc:  # rendered as {"error", "detail"} with the same status
+        raise AdminApiError(exc.detail, status=exc.status, scim_type="validation_error" if exc.status == 400 else None) from None
+    return raw
+
+
 async def _body(request: web.Request, model: type[Any], *, read_only_check: bool = False) -> Any:
-    raw = await request.read()
+    raw = await _read(request)
     if not raw.strip():
         raise management.AdminError(400, "invalid_json", "a JSON object body is required")
     if read_only_check:
@@ -93,7 +104,7 @@ async def delete_tenant(request: web.Request) -> Any:
 
 
 async def create_portal_link(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await _read(request)
     body = management.parse(management.PortalLinkCreate, raw if raw.strip() else b"{}")
     link = await management.create_portal_link(_store(request), request.match_info["tenant_id"], body,
                                                request.app[gateway_key].settings.base_url())
@@ -164,7 +175,7 @@ async def get_schema(request: web.Request) -> Any:
 
 
 async def put_schema(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await _read(request)
     if not raw.strip():
         raise management.AdminError(400, "invalid_json", "a JSON object body is required: an RFC 7643 §7 schema")
     status, view = await extensions.put_schema(_store(request), request.match_info["tenant_id"],

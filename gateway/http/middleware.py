@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from typing import Awaitable, Callable
@@ -35,7 +36,8 @@ def _error_response(status: int, body: dict[str, object], request: web.Request) 
 
 def _admin_code(status: int) -> str:
     return {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-            409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}.get(status, "error")
+            408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+            429: "too_many_requests"}.get(status, "error")
 
 
 async def record_scim_request(request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
@@ -85,10 +87,16 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 raise
             error = ScimError(exc.reason or "request failed", status=exc.status)
             response = _error_response(exc.status, error.to_body(), request)
+        except asyncio.CancelledError:
+            # the client went away and aiohttp cancelled the handler: a client error (nginx's 499), not a 500
+            error = ScimError("the client closed the connection", status=499)
+            raise
         except Exception:
-            log.exception("unhandled_error", path=request.path)
+            log.exception("unhandled_error", path=activity.redact(request.path))
             error = ScimError(f"internal server error (request id {rid})", status=500)
             response = _error_response(500, error.to_body(), request)
+        if error is not None:
+            response.headers.update(getattr(error, "headers", None) or {})  # e.g. Retry-After on a 429
         response.headers["X-Request-Id"] = rid
         return response
     finally:
@@ -103,7 +111,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=activity.redact(request.path),  # a key pasted into a URL never reaches the log
             status=status,
             tenant=tenant.id if tenant else request.match_info.get("tenant_id"),
             client=request.get(client_key),

@@ -12,13 +12,13 @@ from gateway import pipeline
 from gateway.core import routes
 from gateway.core.errors import (
     ForbiddenError,
-    InvalidSyntaxError,
     NotFoundError,
-    PayloadTooLargeError,
     ScimError,
     UnauthorizedError,
 )
 from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.limits import guard_key, read_json
+from gateway.identity.activity import redact
 from gateway.identity.tenants import authenticate, plugin_tenant
 from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
@@ -52,11 +52,15 @@ async def _tenant_for(request: web.Request) -> TenantRow:
     """Authenticate the tenant's API key; every failure is the same 401 so nothing leaks."""
     gw = request.app[gateway_key]
     tenant_id = request.match_info["tenant_id"]
+    guard = request.app[guard_key]
+    guard.check_address(request)
     token = _bearer(request)
     found = await authenticate(gw.store, tenant_id, token) if token else None
     if found is None:
+        guard.auth_failed(request)
         raise UnauthorizedError(_UNAUTHORIZED)
     key, tenant = found
+    guard.admit_key(key.id, tenant)
     gw.touch_key(key.id)
     request[tenant_key] = tenant
     if not tenant.scim_enabled:
@@ -71,21 +75,11 @@ async def _json_body(request: web.Request) -> Any:
     if not request.can_read_body:
         return None
     gw = request.app[gateway_key]
-    if request.content_length is not None and request.content_length > gw.settings.max_body_bytes:
-        raise PayloadTooLargeError(f"request body exceeds {gw.settings.max_body_bytes} bytes")
     ctype = request.content_type.lower()
     if ctype and ctype not in _JSON_TYPES:
-        raise ScimError(f"unsupported Content-Type {ctype!r}; send application/scim+json", status=415)
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLargeError(f"request body exceeds {gw.settings.max_body_bytes} bytes") from None
-    if not raw.strip():
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidSyntaxError(f"request body is not valid JSON: {exc}") from None
+        raise ScimError(f"unsupported Content-Type {ctype[:60]!r}; send application/scim+json", status=415)
+    body, _ = await read_json(request, gw.settings)
+    return body
 
 
 async def scim_handler(request: web.Request) -> web.StreamResponse:
@@ -116,9 +110,9 @@ async def not_found(request: web.Request) -> web.StreamResponse:
     allowed = await _allowed_methods(request)
     if allowed:  # the path exists, the method does not: 405 with Allow (RFC 9110 §15.5.6)
         return web.json_response({"error": "method_not_allowed", "detail": f"{request.method} is not allowed on "
-                                  f"{request.path}: use {', '.join(sorted(allowed))}"}, status=405,
+                                  f"{redact(request.path)[:200]}: use {', '.join(sorted(allowed))}"}, status=405,
                                  headers={"Allow": ", ".join(sorted(allowed))})
-    raise NotFoundError(f"no endpoint at {request.path}")
+    raise NotFoundError(f"no endpoint at {redact(request.path)[:200]}")
 
 
 async def _allowed_methods(request: web.Request) -> set[str]:

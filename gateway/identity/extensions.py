@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.clock import now
@@ -28,8 +27,6 @@ from gateway.core.sqlfilter import extension_present
 from gateway.identity.management import AdminError, ScimUrl, _no_tenant, parse
 from gateway.store.base import Query, SchemaRow, Store, Tx
 from gateway.store.rows import fold
-
-log = structlog.get_logger("scim_gateway.extensions")
 
 MAX_SCHEMAS_PER_TENANT = 50
 MAX_ATTRIBUTES = 200
@@ -276,8 +273,7 @@ async def put_schema(store: Store, tenant_id: str, urn: str, raw: Any, scim_url:
         row = SchemaRow(urn=urn, resource_type=rtype, required=body.required, document=doc,
                         created=current.created if current else ts, last_modified=ts)
         await tx.put_tenant_schema(tenant_id, row)
-        version = await tx.bump_schema_version(tenant_id)
-    log.info("schema_declared", tenant=tenant_id, urn=urn, resource_type=rtype, schema_version=version)
+        await tx.bump_schema_version(tenant_id)
     return (200 if current else 201), schema_view(row, scim_url, tenant_id)
 
 
@@ -317,8 +313,7 @@ async def delete_schema(store: Store, tenant_id: str, urn: str, *, force: bool =
                              f"{n} {row.resource_type} resource(s) carry values of {row.urn!r}; remove the values first, "
                              "or delete with force (the values then stay stored as an undeclared extension)")
         await tx.delete_tenant_schema(tenant_id, row.urn)
-        version = await tx.bump_schema_version(tenant_id)
-    log.info("schema_deleted", tenant=tenant_id, urn=row.urn, forced=bool(n), schema_version=version)
+        await tx.bump_schema_version(tenant_id)
 
 
 __all__ = [

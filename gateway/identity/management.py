@@ -75,6 +75,18 @@ class Retention(StrictModel):
     max_events: int | None = Field(None, ge=1, le=100_000_000)
 
 
+# Per-tenant SCIM rate limit (hardening), kept in the tenant's settings next to retention.
+RATE_PER_SECOND = "rate_limit_per_second"
+RATE_BURST = "rate_limit_burst"
+
+
+class RateLimit(StrictModel):
+    """Per-tenant rate limit of each API key; ``null`` falls back to the gateway's settings, 0 turns it off."""
+
+    per_second: float | int | None = Field(None, ge=0, le=1_000_000)
+    burst: int | None = Field(None, ge=1, le=1_000_000)
+
+
 class TenantCreate(StrictModel):
     name: Name
     idp: IdpName = "auto"
@@ -82,6 +94,7 @@ class TenantCreate(StrictModel):
     log_successful_events: bool = False
     role_mapping: RoleMapping = Field(default_factory=RoleMapping)
     activity_retention: Retention | None = None
+    rate_limit: RateLimit | None = None
 
 
 class TenantUpdate(StrictModel):
@@ -91,6 +104,7 @@ class TenantUpdate(StrictModel):
     log_successful_events: bool | None = None
     role_mapping: RoleMapping | None = None
     activity_retention: Retention | None = None
+    rate_limit: RateLimit | None = None
 
 
 class ApiKeyCreate(StrictModel):
@@ -134,6 +148,7 @@ def tenant_view(t: TenantRow, scim_url: ScimUrl) -> dict[str, Any]:
             "max_age_days": t.settings.get(activity.RETENTION_AGE),
             "max_events": t.settings.get(activity.RETENTION_COUNT),
         },
+        "rate_limit": {"per_second": t.settings.get(RATE_PER_SECOND), "burst": t.settings.get(RATE_BURST)},
         "scim_url": scim_url(t.id),
         "created": t.created,
     }
@@ -224,6 +239,16 @@ def _retention_settings(current: dict[str, Any], retention: Retention) -> dict[s
     return out
 
 
+def _rate_settings(current: dict[str, Any], limit: RateLimit) -> dict[str, Any]:
+    out = dict(current)
+    for key, value in ((RATE_PER_SECOND, limit.per_second), (RATE_BURST, limit.burst)):
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 def _check_idp(idp: str, installed: Collection[str] | None) -> None:
     try:
         tenants.check_idp(idp, installed if installed is not None else installed_idps())
@@ -248,6 +273,8 @@ async def create_tenant(
         fields["role_mapping"] = mapping
     if body.activity_retention is not None:
         fields["settings"] = _retention_settings(t.settings, body.activity_retention)
+    if body.rate_limit is not None:
+        fields["settings"] = _rate_settings(fields.get("settings", t.settings), body.rate_limit)
     if fields:
         async with store.write() as tx:
             await tx.update_tenant(t.id, **fields)
@@ -281,6 +308,8 @@ async def update_tenant(
             fields["role_mapping"] = new_mapping.model_dump()
         if "activity_retention" in given:
             fields["settings"] = _retention_settings(t.settings, body.activity_retention or Retention())
+        if "rate_limit" in given:
+            fields["settings"] = _rate_settings(fields.get("settings", t.settings), body.rate_limit or RateLimit())
         await tx.update_tenant(tenant_id, **fields)
         scim_on = fields.get("scim_enabled", t.scim_enabled)
         mapping_changed = "role_mapping" in fields and fields["role_mapping"] != roles.mapping_of(t).model_dump()

@@ -81,6 +81,11 @@ class Query:
     count_total: bool = True
     known_total: int = -1  # the total carried by a cursor when count_total is off
     point: bool = False  # answered from an index in constant time: a backend may take its fast path
+    # performance: a subquery (``?`` placeholders, ``narrow_params``) selecting a superset of the matching
+    # rows' ``seq``, from a substring index (gateway.core.substring); "" = none. It only narrows: ``where``
+    # still decides.
+    narrow: str = ""
+    narrow_params: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -319,6 +319,10 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps):
         conn = self.conn if q.point else self.scan_conn
         where = "r.tenant_id = ?"
         params: list[Any] = [tenant_id]
+        if q.narrow:
+            # The candidates drive the query: "+" keeps the planner from walking the tenant's index instead.
+            where = f"r.seq IN ({q.narrow}) AND +r.tenant_id = ?"
+            params = [*q.narrow_params, tenant_id]
         if q.where:
             where += f" AND ({q.where})"
             params.extend(q.params)

@@ -219,8 +219,12 @@ def scim_normalize_resource(client: Client, request: ScimRequest, payload: dict[
 
     - ``"True"``/``"False"`` strings for ``active``/``primary`` (KI) become booleans;
     - ``schemas``: the Microsoft ADSCIM group URI (TUT "Create Group") is dropped, TUT Example 2's
-      misspelt enterprise URN is corrected, and extension objects Entra sends without listing
-      their URN (custom attributes, CA) are listed;
+      misspelt enterprise URN is corrected, and the URNs of custom extension attributes are listed:
+      CA ("Provisioning a custom extension attribute to a SCIM compliant application") names them
+      ``urn:ietf:params:scim:schemas:extension:<CustomExtensionName>:2.0:User:<CustomAttribute>`` and notes
+      that Entra's SCIM client does not send the custom extension's schema URN in ``schemas`` (also
+      reported in MicrosoftDocs/azure-docs issue #65648), so the extension object and the flat
+      ``<URN>:<attribute>`` key both arrive with their URN unlisted (RFC 7643 §3 wants it listed);
     - enterprise ``department``/``manager`` sent at the top level (TUT Example 2) move into the
       enterprise extension; ``manager`` as a bare id or a one-element array becomes ``{"value"}``;
     - roles: JSON-encoded values are decoded and ``displayName`` becomes ``display`` (CA);
@@ -257,11 +261,25 @@ def scim_normalize_resource(client: Client, request: ScimRequest, payload: dict[
         elif low == "members" and value is not None:
             payload[key] = _clean_members(value)
     if isinstance(schemas, list):
-        listed = {s.lower() for s in schemas if isinstance(s, str)}
-        for key, value in payload.items():
-            if isinstance(key, str) and key[:4].lower() == "urn:" and isinstance(value, dict) and key.lower() not in listed:
-                schemas.append(key)
-                listed.add(key.lower())
+        _list_extension_urns(payload, schemas)
+
+
+def _list_extension_urns(payload: dict[str, Any], schemas: list[Any]) -> None:
+    """CA: add to ``schemas`` every extension URN the body uses but does not list, whether as an object
+    (``"urn:...:2.0:User": {...}``) or as a flat attribute key (``"urn:...:2.0:User:costCenter": "4130"``,
+    whose URN is the key up to its last colon, CA's ``<extension>:2.0:User:<attribute>`` pattern)."""
+    listed = [s.lower() for s in schemas if isinstance(s, str)]
+    for key, value in payload.items():
+        if not isinstance(key, str) or key[:4].lower() != "urn:":
+            continue
+        low = key.lower()
+        if any(low == u or low.startswith(u + ":") for u in listed):
+            continue  # listed already, or an attribute of a listed URN
+        urn = key if isinstance(value, dict) else key.rsplit(":", 1)[0]
+        if urn.count(":") < 2:
+            continue  # not a URN with an attribute after it: leave it for the core to refuse
+        schemas.append(urn)
+        listed.append(urn.lower())
 
 
 # -- PATCH -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Fixtures for the filter tests: a SQLite database (and optionally PostgreSQL) with the 0001 migration.
+"""Fixtures for the filter tests: a SQLite database with every migration (and optionally PostgreSQL with 0001).
 
 Rows are written with :mod:`gateway.store.rows`, and the client-visible resource (what
 :func:`gateway.core.filter.matches` sees) is rendered from the same inputs, so SQL results can be
@@ -24,7 +24,9 @@ import pytest
 from gateway.core.filter import parse_filter
 from gateway.core.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, ResourceType, group_type, user_type
 from gateway.core.sqlfilter import compile_filter, register_sqlite_functions
+from gateway.core.substring import compile_narrowing
 from gateway.store import rows
+from gateway.store.migrations import migration_scripts
 
 TENANT = "t1"
 OTHER_TENANT = "t2"
@@ -94,7 +96,9 @@ class SqliteBackend(Backend):
     def __init__(self, path: str) -> None:
         self.conn = sqlite3.connect(path)
         register_sqlite_functions(self.conn)
-        self.conn.executescript(migration("sqlite"))
+        # every migration: the substring index of 0009 is kept by triggers on these very tables
+        for _, script in migration_scripts("sqlite"):
+            self.conn.executescript(script)
         for t in (TENANT, OTHER_TENANT):
             self.conn.execute("INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)", (t, t, "2020"))
         self.conn.commit()
@@ -131,6 +135,23 @@ class SqliteBackend(Backend):
                 (tenant, gid, mid, mtype),
             )
 
+    def query(self, filter_text: str, rtype: ResourceType | None = None) -> set[str]:
+        """The ids the filter selects, checked to be the same with and without the substring index."""
+        rtype = rtype or user_type()
+        node = parse_filter(filter_text)
+        sql, params = compile_filter(node, rtype, "sqlite")
+        table = "users" if rtype.name == "User" else "groups"
+        exact = self.select(table, sql, params)
+        narrowing = compile_narrowing(node, rtype, "sqlite")
+        if narrowing is not None:
+            cur = self.conn.execute(
+                f"SELECT r.id FROM {table} r WHERE r.seq IN ({narrowing[0]}) AND +r.tenant_id = ? AND ({sql})",
+                [*narrowing[1], TENANT, *params],
+            )
+            narrowed = {row[0] for row in cur.fetchall()}
+            assert narrowed == exact, f"{filter_text!r}: narrowed by the index {sorted(narrowed)} != {sorted(exact)}"
+        return exact
+
     def select(self, table: str, sql: str, params: list[Any]) -> set[str]:
         cur = self.conn.execute(f"SELECT r.id FROM {table} r WHERE r.tenant_id = ? AND ({sql})", [TENANT, *params])
         return {row[0] for row in cur.fetchall()}
@@ -138,6 +159,9 @@ class SqliteBackend(Backend):
     def clear(self) -> None:
         for t in ("group_members", "groups", "user_emails", "users"):
             self.conn.execute(f"DELETE FROM {t}")
+        for t in ("user_name_search", "user_email_search", "user_display_search", "user_external_search",
+                  "group_display_search", "group_external_search"):
+            assert self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] == 0, t  # kept in step
 
 
 def renumber(sql: str) -> str:

@@ -80,13 +80,33 @@ def test_present() -> None:
 @pytest.mark.parametrize(
     "literal,value",
     [("true", True), ("false", False), ("null", None), ("0", 0), ("42", 42), ("-7", -7),
-     ("12345678901234567890", 12345678901234567890), ("3.25", 3.25), ("-0.5", -0.5), ("1e3", 1000.0),
+     ("9223372036854775807", 9223372036854775807), ("3.25", 3.25), ("-0.5", -0.5), ("1e3", 1000.0),
      ("123456789.987654321", 123456789.987654321)],
 )
 def test_json_literals(literal: str, value: object) -> None:
     node = parse_filter(f"x eq {literal}")
     assert isinstance(node, Compare)
     assert node.value == value and type(node.value) is type(value)
+
+
+@pytest.mark.parametrize("literal", ["9223372036854775808", "-9223372036854775809", "99999999999999999999999", "1e400"])
+def test_out_of_range_numbers_are_invalid_filters(literal: str) -> None:
+    # no database binds them (SQLite and PostgreSQL overflow differently), so the parser refuses them
+    with pytest.raises(InvalidFilterError, match="out of range"):
+        parse_filter(f"x eq {literal}")
+
+
+@pytest.mark.parametrize("text", ['userName eq "\\ud800"', 'userName eq "a\\u0000b"', 'emails[value eq "\\udfff"]'])
+def test_lone_surrogates_and_nul_in_strings_are_invalid_filters(text: str) -> None:
+    with pytest.raises(InvalidFilterError):
+        parse_filter(text)
+
+
+def test_filter_depth_is_a_parameter() -> None:
+    text = "(" * 5 + 'userName eq "a"' + ")" * 5
+    assert parse_filter(text, max_depth=5)
+    with pytest.raises(InvalidFilterError, match="max_filter_depth"):
+        parse_filter(text, max_depth=4)
 
 
 def test_unquoted_strings() -> None:

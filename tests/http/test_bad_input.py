@@ -1,14 +1,26 @@
-"""Bad input always gets a clear SCIM error (RFC 7644 §3.12), never a 500, and changes nothing."""
+"""Bad input always gets a clear SCIM error (RFC 7644 §3.12), never a 500, and changes nothing.
+
+Every test here runs on SQLite and, when ``SCIM_GATEWAY_TEST_POSTGRES`` is set, on PostgreSQL: the
+two backends must give the same 4xx for the same input.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.testing import PATCH_OP, USER_SCHEMA, ScimClient
+from gateway.testing import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, ScimClient
+
+
+@pytest.fixture
+def gateway_app(backend_app: web.Application) -> web.Application:
+    return backend_app
+
 
 BAD_QUERIES = [
     {"filter": "userName eq"},
@@ -24,6 +36,16 @@ BAD_QUERIES = [
     {"sortOrder": "sideways"},
     {"sortBy": "name.nope.deeper"},
     {"cursor": "!!!"},
+    {"filter": 'userName eq "\\ud800"'},  # a JSON-escaped lone surrogate reached the database bind
+    {"filter": 'userName eq "a\\u0000b"'},  # NUL: a 500 on PostgreSQL, stored by SQLite
+    {"filter": "userName eq \"a\x00b\""},
+    {"filter": 'emails[value eq "\\udfff"]'},
+    {"filter": "title eq 99999999999999999999999"},
+    {"filter": "title gt 1e400"},
+    {"startIndex": "99999999999999999999999"},  # overflowed the SQLite integer
+    {"startIndex": "-99999999999999999999999"},
+    {"count": "99999999999999999999999"},
+    {"filter": "(" * 30 + 'userName eq "a"' + ")" * 30},  # deeper than max_filter_depth (20)
 ]
 
 
@@ -48,6 +70,10 @@ BAD_PATCHES: list[Any] = [
     {"schemas": ["urn:wrong"], "Operations": [{"op": "add", "path": "title", "value": "x"}]},
     [{"op": "add"}],
     "just a string",
+    {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": 'emails[value eq "\\ud800"].type', "value": "x"}]},
+    {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "title", "value": "a\u0000b"}]},
+    {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "title\u0000", "value": "x"}]},
+    {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "title", "value": "x"}] * 1001},  # max_patch_operations
 ]
 
 

@@ -22,10 +22,13 @@ _BARE_VALUE_RE = re.compile(r"[^\s()\[\]]+")
 class _Parser:
     """Recursive-descent parser over the raw text; positions in errors are 0-based offsets."""
 
-    def __init__(self, text: str, error: type[InvalidFilterError] | type[InvalidPathError]) -> None:
+    def __init__(
+        self, text: str, error: type[InvalidFilterError] | type[InvalidPathError], max_depth: int = MAX_FILTER_DEPTH
+    ) -> None:
         self.text = text
         self.pos = 0
         self.depth = 0
+        self.max_depth = min(max_depth, MAX_FILTER_DEPTH)
         self.error = error
 
     # -- helpers
@@ -56,8 +59,8 @@ class _Parser:
 
     def enter(self) -> None:
         self.depth += 1
-        if self.depth > MAX_FILTER_DEPTH:
-            raise self.fail(f"filter nesting deeper than {MAX_FILTER_DEPTH} levels at position {self.pos}")
+        if self.depth > self.max_depth:
+            raise self.fail(f"filter nesting deeper than {self.max_depth} levels at position {self.pos} (setting max_filter_depth)")
 
     def leave(self) -> None:
         self.depth -= 1
@@ -190,9 +193,11 @@ class _Parser:
             return None
         num = _NUMBER_RE.fullmatch(raw)
         if num:
-            if num.group(1) or num.group(2):
-                return float(raw)
-            return int(raw)
+            number: int | float = float(raw) if num.group(1) or num.group(2) else int(raw)
+            # Out-of-range numbers would overflow the database's integer or double, differently per backend.
+            if isinstance(number, int) and not -(2**63) <= number < 2**63 or number in (float("inf"), float("-inf")):
+                raise self.fail(f"number '{raw:.40}' at position {start} is out of range")
+            return number
         # Not a JSON literal: real clients send unquoted strings (externalId eq jyoung).
         if '"' in raw:
             raise self.fail(f"invalid value '{raw}' at position {start}")
@@ -209,11 +214,18 @@ class _Parser:
                 continue
             if c == '"':
                 try:
-                    value = json.loads(text[start : i + 1])
+                    value: str = json.loads(text[start : i + 1])
                 except ValueError:
                     raise self.fail(f"invalid escape in string at position {start}") from None
+                if "\x00" in value:
+                    raise self.fail(f"NUL character (\\u0000) in string at position {start}")
+                if not value.isascii():
+                    try:
+                        value.encode("utf-8")
+                    except UnicodeEncodeError:  # a lone surrogate (\ud800) no database can bind
+                        raise self.fail(f"lone UTF-16 surrogate in string at position {start}") from None
                 self.pos = i + 1
-                return value  # type: ignore[no-any-return]
+                return value
             if c < " ":
                 raise self.fail(f"control character in string at position {i}")
             i += 1
@@ -242,21 +254,21 @@ def _check_length(text: str, error: type[Exception]) -> None:
 
 
 @lru_cache(maxsize=2048)
-def _parse_filter_cached(text: str) -> Node:
-    parser = _Parser(text, InvalidFilterError)
+def _parse_filter_cached(text: str, max_depth: int) -> Node:
+    parser = _Parser(text, InvalidFilterError, max_depth)
     if parser.at_end():
         raise InvalidFilterError("empty filter")
     return parser.parse_filter()
 
 
-def parse_filter(text: str) -> Node:
+def parse_filter(text: str, *, max_depth: int = MAX_FILTER_DEPTH) -> Node:
     """Parse a SCIM filter (RFC 7644 §3.4.2.2) into an AST.
 
     Raises :class:`InvalidFilterError` naming the problem and its 0-based position. Parses are
     cached by text; the returned nodes are immutable.
     """
     _check_length(text, InvalidFilterError)
-    return _parse_filter_cached(text)
+    return _parse_filter_cached(text, max_depth)
 
 
 @lru_cache(maxsize=1024)

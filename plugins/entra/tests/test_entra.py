@@ -5,6 +5,7 @@ Samples and their sources: ``samples/README.md``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -382,6 +383,49 @@ async def test_entra_custom_extension_urn_absent_from_schemas(scim: ScimClient) 
     status, body, _ = await client.post("/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                                                    "userName": "ext@contoso.com", urn: {"costCenter": "42"}})
     assert status == 201 and body[urn] == {"costCenter": "42"}
+
+
+CUSTOM = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"
+
+
+def test_hook_scim_normalize_resource_lists_urn_of_flat_custom_attribute_keys() -> None:
+    """CA: ``<URN>:<attribute>`` keys arrive without their URN in ``schemas``; listed URNs are left alone."""
+    payload = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], "userName": "a",
+               f"{CUSTOM}:CustomAttribute": "1", f"{CUSTOM}:Other": "2", f"{ENTERPRISE}:costCenter": "3",
+               "urn:bad": "x"}
+    run_hook(entra_plugin, "scim_normalize_resource", request=make_request("POST", "/Users"), payload=payload)
+    assert payload["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE, CUSTOM]
+
+
+async def test_entra_replay_custom_extension_attribute_undeclared_and_declared(
+    scim: ScimClient, replay: Callable[..., Any]
+) -> None:
+    """CA's custom extension attribute form (steps 56, 57): stored as sent while the tenant has no schema for
+    it; once the tenant declares the extension, typed, published, filterable and sortable."""
+    from gateway.identity import extensions
+
+    plain = await scim.other_tenant("Entra plain", idp="entra")
+    r = replay(HERE, None, plain)
+    await r.send("56")
+    await r.send("57")
+    declared = await scim.other_tenant("Entra declared", idp="entra")
+    gw = declared.gateway
+    schema = {"attributes": [{"name": "CustomAttribute", "type": "string"}]}
+    status, _ = await extensions.put_schema(gw.store, declared.tenant.id, CUSTOM, json.dumps(schema), gw.settings.scim_url)
+    assert status == 201
+    r = replay(HERE, None, declared)
+    await r.send("56")
+    await r.send("57")
+    status, page, _ = await declared.get("/Users", params={"filter": f'{CUSTOM}:CustomAttribute eq "701985"',
+                                                           "sortBy": f"{CUSTOM}:CustomAttribute"})
+    assert status == 200 and [u["id"] for u in page["Resources"]] == [r.vars["user8_id"]]
+    status, doc, _ = await declared.get(f"/Schemas/{CUSTOM}")
+    assert status == 200 and doc["attributes"][0]["name"] == "CustomAttribute"
+    # a value of the wrong type is refused with the attribute named, where the undeclared tenant stored it
+    body = r.load("56")["request"]["body"]
+    body.update(userName="typed@contoso.onmicrosoft.com", externalId="typed", **{f"{CUSTOM}:CustomAttribute": 701984})
+    status, err, _ = await declared.post("/Users", body)
+    assert status == 400 and f"'{CUSTOM}:CustomAttribute' must be a string" in err["detail"]
 
 
 def test_hook_scim_normalize_patch_string_booleans_in_no_path_keys() -> None:

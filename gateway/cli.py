@@ -651,6 +651,7 @@ _GENERIC_HELP = {
     "--description": "a note for operators",
     "--enabled": "deliver to it (on) or pause it (off)",
     "--status": "only deliveries in this state",
+    "urn": "the schema extension's URN (urn:...)",
 }
 
 

@@ -38,25 +38,26 @@ _SECRET_PARTS = ("password", "secret", "token")
 log = structlog.get_logger("scim_gateway.activity")
 
 
-def _secret_name(name: str) -> bool:
+def _secret_name(name: str, also: frozenset[str] = frozenset()) -> bool:
     # "urn:...:User:password", "name.password" and "newPassword" are as secret as "password".
     last = re.split(r"[:.]", name.lower())[-1]
-    return last in _SECRET_NAMES or any(p in last for p in _SECRET_PARTS)
+    return last in _SECRET_NAMES or last in also or any(p in last for p in _SECRET_PARTS)
 
 
-def redact(value: Any) -> Any:
+def redact(value: Any, also: frozenset[str] = frozenset()) -> Any:
     """A copy of ``value`` with every secret-looking field replaced (names compared case-insensitively)
-    and API keys or bearer credentials masked inside strings."""
+    and API keys or bearer credentials masked inside strings. ``also``: more secret names, lowercased
+    (a tenant's writeOnly extension attributes)."""
     if isinstance(value, dict):
-        out = {k: (REDACTED if isinstance(k, str) and _secret_name(k) else redact(v)) for k, v in value.items()}
+        out = {k: (REDACTED if isinstance(k, str) and _secret_name(k, also) else redact(v, also)) for k, v in value.items()}
         # A PATCH operation names its target in "path": {"path": "password", "value": "..."} hides the
         # secret under an innocent key.
         path = next((v for k, v in value.items() if isinstance(k, str) and k.lower() == "path"), None)
-        if isinstance(path, str) and _secret_name(re.sub(r"\[.*?\]", "", path)):
+        if isinstance(path, str) and _secret_name(re.sub(r"\[.*?\]", "", path), also):
             out = {k: (REDACTED if isinstance(k, str) and k.lower() == "value" else v) for k, v in out.items()}
         return out
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v, also) for v in value]
     if isinstance(value, str):
         return _SECRET_TEXT.sub(REDACTED, value)
     return value
@@ -95,8 +96,12 @@ async def record_request(
     request_body: Any,
     response_body: Any,
     error: Any | None,
+    secret_names: frozenset[str] = frozenset(),
 ) -> None:
-    """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on."""
+    """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
+
+    ``secret_names`` (lowercased) are redacted like ``password``: the tenant's writeOnly extension attributes.
+    """
     if error is None and not tenant.log_successful_events:
         return
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
@@ -106,9 +111,9 @@ async def record_request(
         kind = ERROR
     else:
         kind = READ
-    data["request"] = redact(request_body)  # an error always carries its request; a read only when debugging
+    data["request"] = redact(request_body, secret_names)  # an error always carries its request; a read only when debugging
     if tenant.log_successful_events:
-        data["response"] = redact(response_body)
+        data["response"] = redact(response_body, secret_names)
     async with store.write() as tx:
         await tx.insert_event(tenant.id, kind, now(), data)
 

@@ -69,7 +69,11 @@ class Server:
                                      start_new_session=True)
         self.base = f"http://127.0.0.1:{self.port}"
         expected = workers if workers > 1 else 0  # one worker: the process serves by itself
-        assert _wait(lambda: len(self.workers()) == expected and self.ready(), 60), self.log.read_text()
+        assert _wait(lambda: len(self.workers()) == expected and self.ready() and self.serving() >= workers, 60), \
+            self.log.read_text()
+
+    def serving(self) -> int:
+        return sum(1 for e in _events(self.log) if e["event"] == "worker_serving")
 
     def workers(self) -> set[int]:
         return _children(self.proc.pid)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from gateway.events import endpoints
+from gateway.http import selftest as selftest_api
 from gateway.identity import extensions, management, sso
 from gateway.identity.roles import RoleMapping
 
@@ -154,6 +155,12 @@ class SchemaList(_Out):
     schemas: list[SchemaView]
 
 
+class SelftestReport(_Out):
+    passed: bool
+    counts: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+
 class FeedEvent(_Out):
     id: str
     type: str
@@ -267,6 +274,8 @@ ADMIN_OPERATIONS: list[Op] = [
        operator_only=True),
     Op("post", _T + "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", "retryDelivery",
        "Attempt a delivery again now, with a fresh attempt budget", Delivery, operator_only=True),
+    Op("post", _T + "/selftest", "runSelftest", "Play an IdP's documented provisioning sequence against this tenant "
+       "and report every step", SelftestReport, body=selftest_api.SelftestRequest),
     Op("post", _T + "/sso/sign-in", "signIn", "The application's SSO sign-in decision", SignInAllowed,
        body=sso.SignInRequest, extra_responses={403: "SignInRejected"}, operator_only=True),
 ]

@@ -300,7 +300,7 @@ async def test_admin_api_answers_405_with_allow_for_a_wrong_method(aiohttp_clien
     client = await aiohttp_client(build_app(tmp_path / "a.db", admin_token="adm_" + "x" * 40))
     auth = {"Authorization": "Bearer adm_" + "x" * 40}
     resp = await client.delete("/api/v1/tenants", headers=auth)
-    assert resp.status == 405 and set(resp.headers["Allow"].split(",")) >= {"GET", "POST"}
+    assert resp.status == 405 and {m.strip() for m in resp.headers["Allow"].split(",")} >= {"GET", "POST"}
     body = await resp.json()
     assert body["error"] == "method_not_allowed" and "DELETE" in body["detail"]
     resp = await client.get("/api/v1/no-such-thing", headers=auth)

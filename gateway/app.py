@@ -10,11 +10,12 @@ from typing import Any, AsyncIterator, Iterable
 import structlog
 from aiohttp import web
 
+from gateway.events.runtime import feed_tasks
 from gateway.http import limits
 from gateway.http.appkeys import gateway_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
-from gateway.events.runtime import feed_tasks
+from gateway.http.selftest import setup_routes as setup_selftest_routes
 from gateway.identity import activity
 from gateway.plugin_manager import PluginHost
 from gateway.runtime import Gateway
@@ -42,6 +43,7 @@ def create_app(
     limits.setup(app, settings)
     setup_routes(app)
     _setup_optional(app)
+    setup_selftest_routes(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.cleanup_ctx.append(_lifecycle)
     return app

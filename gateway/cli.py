@@ -227,6 +227,26 @@ async def _activity(args: argparse.Namespace, settings: Settings, store: Store) 
     return 0
 
 
+async def _activity_export(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from pathlib import Path
+
+    from gateway.identity.export import ExportError, export_activity, parse_time
+
+    try:
+        since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
+        result = await export_activity(store, args.tenant_id, Path(args.out), since=since, until=until,
+                                       client=args.client, pseudonymise=args.pseudonymise)
+    except LookupError:
+        return _fail(f"no tenant {args.tenant_id}")
+    except ExportError as exc:
+        return _fail(str(exc))
+    m = result.manifest
+    _print(args, m, f"wrote {len(result.files)} sample(s) and manifest.json to {result.out}"
+                    + (" (pseudonymised)" if args.pseudonymise else "")
+                    + "".join(f"\nwarning: {w}" for w in m["warnings"]))
+    return 0
+
+
 async def _users_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from gateway.identity import management
 
@@ -340,6 +360,63 @@ async def _portal_link(args: argparse.Namespace, settings: Settings, store: Stor
 async def _migrate(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     print(f"database is up to date ({settings.database})")
     return 0
+
+
+# selftest --------------------------------------------------------------------------------------
+async def _selftest_run(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import selftest
+    from gateway.selftest.runner import Report
+
+    report: Report
+    if args.url:
+        from gateway.plugin_manager import PluginHost
+
+        token = args.token or os.environ.get("SCIM_GATEWAY_SELFTEST_TOKEN")
+        if not token:
+            return _fail("--url needs --token KEY (or SCIM_GATEWAY_SELFTEST_TOKEN)")
+        try:
+            sequence = selftest.find_sequence(PluginHost(), args.idp)
+        except (selftest.UnknownIdpError, selftest.SequenceError) as exc:
+            return _fail(str(exc))
+        report = await selftest.run(sequence, selftest.Target(args.url, token), keep=args.keep)
+    else:
+        from aiohttp import web
+
+        from gateway.app import create_app
+        from gateway.http.appkeys import gateway_key
+
+        # The tenant is served by this process on a loopback port for the length of the run, so the
+        # sequence goes through the same HTTP stack, plugins and database as the IdP's requests would.
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            gw = app[gateway_key]
+            try:
+                sequence = selftest.find_sequence(gw.plugins, args.idp)
+                report = await selftest.run_on_tenant(gw.store, sequence, f"http://127.0.0.1:{port}", args.tenant, keep=args.keep)
+            except (selftest.UnknownIdpError, selftest.SequenceError, LookupError) as exc:
+                return _fail(str(exc).strip('"'))
+        finally:
+            await runner.cleanup()
+    if args.json:
+        for step in report.steps:
+            print(json.dumps(step.to_json()))
+    else:
+        print(selftest.render(report))
+    return 0 if report.passed else 1
+
+
+def _selftest(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.logging import configure
+
+    if args.tenant and args.token:
+        return _fail("--token goes with --url; with --tenant a temporary key is made and revoked")
+    configure(json=settings.log_json, level="WARNING")  # stdout carries the report only
+    return asyncio.run(_selftest_run(args, settings))
 
 
 # serve ---------------------------------------------------------------------------------------
@@ -528,11 +605,52 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--minutes", type=int, default=5, help="minutes until the link expires (1-60, default 5)")
     pl.add_argument("--json", action="store_true")
 
+    st = sub.add_parser("selftest", help="play an IdP's documented provisioning sequence against a SCIM endpoint",
+                        description="Plays the IdP's provisioning sequence (from its plugin) against one of this gateway's "
+                                    "tenants or any SCIM URL, reports each step, and cleans up what it created. "
+                                    "Exit code 0 only when every step passes.")
+    st.add_argument("--idp", required=True, help="the IdP plugin whose sequence to play (an installed plugin name, as for a tenant's --idp)")
+    where = st.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tenant", help="a tenant of this gateway (a temporary API key is made and revoked)")
+    where.add_argument("--url", help="any SCIM base URL, e.g. https://host/scim/v2/<tenant>")
+    st.add_argument("--token", help="bearer token for --url (env SCIM_GATEWAY_SELFTEST_TOKEN)")
+    st.add_argument("--keep", action="store_true", help="keep the users and groups the run created")
+    st.add_argument("--json", action="store_true", help="one JSON object per step, one per line")
+
+    ax = sub.add_parser("activity-export", prog="scim-gateway activity export",
+                        help="(as 'activity export') write recorded exchanges as replayable sample files",
+                        description="Writes the tenant's recorded scim_read and scim_error events as sample files in "
+                                    "the test kit's replay format (DIR/samples/*.json) with DIR/manifest.json.")
+    ax.add_argument("tenant_id")
+    ax.add_argument("--since", help="ISO 8601 date or time: only exchanges at or after it")
+    ax.add_argument("--until", help="ISO 8601 date or time: only exchanges at or before it")
+    ax.add_argument("--client", help="only exchanges handled by this IdP plugin (its name, as the activity log shows it)")
+    ax.add_argument("--pseudonymise", action="store_true",
+                    help="replace identifiers and personal data by consistent fakes (same input, same fake)")
+    ax.add_argument("--out", required=True, help="directory to write samples/ and manifest.json into")
+    ax.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
     sub.add_parser("migrate", help="apply database migrations")
     from gateway.events.cli import add_commands
 
     add_commands(sub)
     return p
+
+
+def _rewrite_activity_export(argv: list[str]) -> list[str]:
+    """``activity export ...`` is the ``activity-export`` command (``activity TENANT_ID`` lists, as before)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--database":
+            i += 2
+            continue
+        if argv[i].startswith("-"):
+            i += 1
+            continue
+        if argv[i] == "activity" and i + 1 < len(argv) and argv[i + 1] == "export":
+            return [*argv[:i], "activity-export", *argv[i + 2:]]
+        return argv
+    return argv
 
 
 _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
@@ -549,6 +667,7 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
     ("scim", "enable"): _scim_toggle,
     ("scim", "disable"): _scim_toggle,
     ("activity", None): _activity,
+    ("activity-export", None): _activity_export,
     ("portal-link", None): _portal_link,
     ("schemas", "list"): _schemas,
     ("schemas", "show"): _schemas,
@@ -559,10 +678,12 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_rewrite_activity_export(list(sys.argv[1:] if argv is None else argv)))
     settings = Settings.from_env(database=args.database)
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "selftest":
+        return _selftest(args, settings)
     from gateway.events.cli import COMMANDS as FEED_COMMANDS
 
     fn = {**_COMMANDS, **FEED_COMMANDS}[(args.command, getattr(args, "action", None))]

@@ -54,6 +54,8 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
             request_body=sreq.body if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
+            query=request.query_string,
+            headers={k.lower(): v for k, v in request.headers.items() if k.lower() in activity.RECORDED_HEADERS},
             secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
     except Exception:  # the activity log must never turn a served request into a failure

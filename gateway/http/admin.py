@@ -18,7 +18,7 @@ Routes::
     GET        /api/v1/tenants/{tenant_id}/users?limit=&cursor=&search=
     PUT        /api/v1/tenants/{tenant_id}/users/{user_id}/roles
     GET        /api/v1/tenants/{tenant_id}/activity?type=&limit=&cursor=
-    GET        /api/v1/tenants/{tenant_id}/activity/health      last request, errors over 24 hours
+    GET        /api/v1/tenants/{tenant_id}/activity/health      last request, errors over 24 hours, hourly buckets
     POST       /api/v1/tenants/{tenant_id}/sso/sign-in          operator only
     GET        /api/v1/tenants/{tenant_id}/schemas
     GET/PUT    /api/v1/tenants/{tenant_id}/schemas/{urn}

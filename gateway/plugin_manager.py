@@ -61,7 +61,10 @@ class PluginHost:
                 lambda name, impls, kw: log.warning("hook_call %s %s", name, [i.plugin_name for i in impls]),
                 lambda outcome, name, impls, kw: None,
             )
+        self._tracing = bool(os.environ.get("SCIM_GATEWAY_TRACE_HOOKS"))
         self._subset = lru_cache(maxsize=None)(self._build_subset)
+        for name in self.idp_plugins():  # each client's hook callers, built once at start-up
+            self._subset(name)
 
     def _register(self, name: str, plugin: Any, *, origin: str) -> None:
         if self.pm.has_plugin(name) or self.pm.is_registered(plugin):
@@ -84,10 +87,30 @@ class PluginHost:
         return self._subset(client)
 
     def _build_subset(self, client: str) -> Any:
-        others = [self.pm.get_plugin(n) for n in self.idp_plugins() if n != client]
-        return SimpleNamespace(
-            **{h: self.pm.subset_hook_caller(h, remove_plugins=[p for p in others if p is not None]) for h in PER_REQUEST_HOOKS}
-        )
+        others = [p for p in (self.pm.get_plugin(n) for n in self.idp_plugins() if n != client) if p is not None]
+        callers: dict[str, Any] = {}
+        for h in PER_REQUEST_HOOKS:
+            caller: Any = self.pm.subset_hook_caller(h, remove_plugins=others)
+            if not caller.get_hookimpls() and not self._tracing:
+                # nobody implements it for this client: skip the pluggy round on every request
+                caller = _Unimplemented(bool(caller.spec and caller.spec.opts.get("firstresult")))
+            callers[h] = caller
+        return SimpleNamespace(**callers)
+
+
+class _Unimplemented:
+    """A per-request hook no plugin implements for a client: calling it returns what pluggy would."""
+
+    __slots__ = ("firstresult",)
+
+    def __init__(self, firstresult: bool) -> None:
+        self.firstresult = firstresult
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return None if self.firstresult else []
+
+    def get_hookimpls(self) -> list[Any]:
+        return []
 
 
 def installed_idps() -> list[str]:

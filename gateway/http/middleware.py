@@ -100,7 +100,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         tenant = request.get(tenant_key)
         status = error.status if error else (response.status if "response" in locals() else 500)
-        if tenant is not None and request.path.startswith("/scim/"):
+        # the activity log keeps errors, and successes only with the tenant's debug switch on
+        if tenant is not None and (error is not None or tenant.log_successful_events) and request.path.startswith("/scim/"):
             await record_scim_request(request, tenant, status, error)
         log.info(
             "request",

@@ -19,8 +19,20 @@ def _drop_secrets(logger: object, method: str, event: dict[str, object]) -> dict
     return event
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (a test's capture, a replaced stream), never a stale one."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 class _Stderr:
-    """Whatever ``sys.stderr`` is at write time (a test's capture, a replaced stream), never a stale one."""
+    """The same for the gateway's own events, which structlog writes itself."""
 
     def write(self, text: str) -> None:
         sys.stderr.write(text)
@@ -29,38 +41,63 @@ class _Stderr:
         sys.stderr.flush()
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's own writer, with the logger's name (for ``add_logger_name``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(_Stderr())  # type: ignore[arg-type]
+        self.name = name
+
+
+def _named_logger(*args: Any) -> _NamedWriteLogger:
+    return _NamedWriteLogger(str(args[0]) if args else "")
+
+
 def _dumps(event: Any, **kw: Any) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
-def configure(*, json: bool | None = None, level: str = "INFO") -> None:
-    """Configure once at start-up. The gateway's own (structlog) events are rendered by structlog itself,
-    straight to stderr: one dict, a few processors, one orjson line, no stdlib LogRecord, handler or
-    formatter on the way (that round through the stdlib was a fifth of a GET's cost). Stdlib loggers
-    (aiohttp, plugins using ``logging``) still go through the same processors via the root handler."""
+def configure(*, json: bool | None = None, level: str = "INFO", cache: bool = True) -> None:
+    """Configure structlog and the stdlib root logger once, at start-up.
+
+    JSON mode renders exceptions as structured tracebacks (``exception``: frames, type, message) and
+    keeps a stdlib record's ``extra`` fields (``log.warning("x", extra={"plugin": "okta"})``).
+    ``cache`` False leaves loggers uncached (short CLI commands, tests that reconfigure later).
+
+    The gateway's own (structlog) events are rendered by structlog itself, straight to stderr: level
+    filtered before any work, a few processors, one orjson line, no stdlib LogRecord, handler or
+    formatter on the way (that round through the stdlib cost about three times as much per request
+    line). Stdlib loggers (aiohttp, plugins using ``logging``) go through the same processors via the
+    root handler.
+    """
     if json is None:
         json = not sys.stderr.isatty()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
     ]
-    renderer: Any = (structlog.processors.JSONRenderer(serializer=_dumps) if json
-                     else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Any
+    if json:
+        renderer = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        native_renderer = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(serializer=_dumps)]
+    else:
+        renderer = native_renderer = [structlog.dev.ConsoleRenderer(colors=False)]
     structlog.configure(
         # a suppressed level costs a method call that returns at once (no dict, no timestamp)
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
-        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        processors=[p for p in shared if not isinstance(p, structlog.stdlib.ExtraAdder)] + native_renderer,
+        logger_factory=_named_logger,
+        cache_logger_on_first_use=cache,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        structlog.processors.JSONRenderer() if json else renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
         )
     )
     root = logging.getLogger()

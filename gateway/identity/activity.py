@@ -29,6 +29,8 @@ REDACTED = "[redacted]"
 _SECRET_NAMES = {"password", "secret", "token", "access_token", "refresh_token", "client_secret", "key", "api_key",
                  "apikey", "authorization", "bearer", "credentials"}
 _STATUS = {"created": 201, "deleted": 204}
+# request headers worth keeping with an exchange: they tell which client sent it and how (never credentials)
+RECORDED_HEADERS = frozenset({"user-agent", "content-type", "accept"})
 
 
 # Secrets that can hide in free text (an error detail quoting a header, a value pasted in the wrong
@@ -99,15 +101,23 @@ async def record_request(
     request_body: Any,
     response_body: Any,
     error: Any | None,
+    query: str = "",
+    headers: dict[str, str] | None = None,
     secret_names: frozenset[str] = frozenset(),
 ) -> None:
     """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
 
+    ``query`` (the query string as received) and ``headers`` (those in :data:`RECORDED_HEADERS`) are
+    kept so ``activity export`` can turn the exchange back into the request the IdP sent.
     ``secret_names`` (lowercased) are redacted like ``password``: the tenant's writeOnly extension attributes.
     """
     if error is None and not tenant.log_successful_events:
         return
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
+    if query:
+        data["query"] = redact(query)
+    if headers:
+        data["headers"] = redact({k: v for k, v in headers.items() if k.lower() in RECORDED_HEADERS})
     if error is not None:
         data["scimType"] = error.scim_type
         data["detail"] = redact(error.detail)

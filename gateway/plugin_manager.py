@@ -114,8 +114,11 @@ class PluginHost:
         self.pm.check_pending()
         if os.environ.get("SCIM_GATEWAY_TRACE_HOOKS"):
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
+        self._tracing = bool(os.environ.get("SCIM_GATEWAY_TRACE_HOOKS"))
         self._subset = lru_cache(maxsize=None)(self._build_subset)
         self._single = lru_cache(maxsize=None)(self._build_single)
+        for name in self.idp_plugins():  # each client's hook callers, built once at start-up
+            self._subset(name)
 
     def _register(self, name: str, plugin: Any, *, origin: str) -> None:
         if self.pm.has_plugin(name) or self.pm.is_registered(plugin):
@@ -138,10 +141,15 @@ class PluginHost:
         return self._subset(client)
 
     def _build_subset(self, client: str) -> Any:
-        others = [self.pm.get_plugin(n) for n in self.idp_plugins() if n != client]
-        return SimpleNamespace(
-            **{h: self.pm.subset_hook_caller(h, remove_plugins=[p for p in others if p is not None]) for h in PER_REQUEST_HOOKS}
-        )
+        others = [p for p in (self.pm.get_plugin(n) for n in self.idp_plugins() if n != client) if p is not None]
+        callers: dict[str, Any] = {}
+        for h in PER_REQUEST_HOOKS:
+            caller: Any = self.pm.subset_hook_caller(h, remove_plugins=others)
+            if not caller.get_hookimpls() and not self._tracing:
+                # nobody implements it for this client: skip the pluggy round on every request
+                caller = _Unimplemented(bool(caller.spec and caller.spec.opts.get("firstresult")))
+            callers[h] = caller
+        return SimpleNamespace(**callers)
 
     async def notify(self, caller: Any, **kwargs: Any) -> None:
         """Call a notification hook through pluggy, one implementation at a time in pluggy's order,
@@ -161,6 +169,21 @@ class PluginHost:
         """``scim_startup`` through pluggy; coroutine results are awaited in order, errors abort start-up."""
         for result in self.pm.hook.scim_startup(gateway=gateway):
             await await_me_maybe(result)
+
+
+class _Unimplemented:
+    """A per-request hook no plugin implements for a client: calling it returns what pluggy would."""
+
+    __slots__ = ("firstresult",)
+
+    def __init__(self, firstresult: bool) -> None:
+        self.firstresult = firstresult
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return None if self.firstresult else []
+
+    def get_hookimpls(self) -> list[Any]:
+        return []
 
 
 def installed_idps() -> list[str]:

@@ -9,7 +9,8 @@ its events commit together or not at all.
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+import os
 from typing import Any, Iterable, Mapping
 
 from gateway.clock import now
@@ -38,9 +39,21 @@ SOURCES = ("scim", "sso", "admin", "role_mapping")
 _NOT_RESOURCE = frozenset({"groups", "members", "password"})
 
 
-def new_event(tenant_id: str, type: str, data: dict[str, Any], *, source: str, client: str | None = None) -> OutboxEvent:
-    return OutboxEvent(id=f"evt_{uuid.uuid4().hex}", type=type, tenant_id=tenant_id, occurred_at=now(), source=source,
-                       client=client, data=data)
+# The member loop hands the event loop back after this many events, so a 20,000-member change never
+# holds it for more than a few milliseconds at a time.
+_YIELD_EVERY = 1000
+
+
+def event_ids(n: int) -> list[str]:
+    """``n`` random event ids (``evt_`` and 128 random bits in hex), drawn from the OS in one call."""
+    raw = os.urandom(16 * n).hex()
+    return [f"evt_{raw[i:i + 32]}" for i in range(0, 32 * n, 32)]
+
+
+def new_event(tenant_id: str, type: str, data: dict[str, Any], *, source: str, client: str | None = None,
+              occurred_at: str | None = None, id: str | None = None) -> OutboxEvent:
+    return OutboxEvent(id=id or event_ids(1)[0], type=type, tenant_id=tenant_id, occurred_at=occurred_at or now(),
+                       source=source, client=client, data=data)
 
 
 def event_body(e: OutboxEvent) -> dict[str, Any]:
@@ -122,10 +135,10 @@ async def outbox_listener(tx: Tx, tenant: TenantRow, change: Change, context: di
         return
     tid, rid, client = tenant.id, change.resource_id, context.get("client")
     roles_changed: dict[str, tuple[list[str], list[str]]] = context.get(ROLES_CHANGED_KEY) or {}
-    out: list[OutboxEvent] = []
+    out: list[tuple[str, dict[str, Any]]] = []
 
     def add(type: str, data: dict[str, Any]) -> None:
-        out.append(new_event(tid, type, data, source="scim", client=client))
+        out.append((type, data))
 
     if change.resource_type == "User":
         before_roles = list(context.get("before_roles") or [])
@@ -162,13 +175,22 @@ async def outbox_listener(tx: Tx, tenant: TenantRow, change: Change, context: di
             if unknown:
                 types.update(await tx.existing_ids(tid, unknown))
             for kind, ids in ((GROUP_MEMBER_ADDED, added), (GROUP_MEMBER_REMOVED, removed)):
-                for m in ids:
+                for n, m in enumerate(ids, start=1):
                     member_type = types.get(m, "User")
                     data = {"group_id": rid, "member_id": m, "member_type": member_type}
                     if member_type == "User":
                         data["user_id"] = m
                     add(kind, data)
-    tx.emit(out)
+                    if n % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+    # One change, one moment: every event it writes carries the same occurred_at.
+    at = now()
+    for start in range(0, len(out), _YIELD_EVERY):
+        if start:
+            await asyncio.sleep(0)
+        chunk = out[start:start + _YIELD_EVERY]
+        tx.emit([OutboxEvent(id=eid, type=type, tenant_id=tid, occurred_at=at, source="scim", client=client, data=data)
+                 for eid, (type, data) in zip(event_ids(len(chunk)), chunk)])
     if change.resource_type == "Group" and roles_changed:
         await emit_roles_changed(tx, tid, roles_changed, source="scim", client=client)
 

@@ -26,6 +26,9 @@ _DELIVERY_COLS = (
     " next_attempt_at, lease_until, lease_token, created, completed_at"
 )
 _CHUNK = 500
+# Events per INSERT when a transaction writes many (a 20,000-member add): each chunk's statement runs
+# on the writer's thread, and the rows of the next are built meanwhile.
+_FLUSH_CHUNK = 2000
 # The head update and the inserts as one statement (a data-modifying CTE; SQLite has none): event i
 # of n gets last_seq - n + i, i counted from 1 by WITH ORDINALITY.
 _PG_FLUSH = (
@@ -104,11 +107,13 @@ class OutboxOps:
             first = int(r[0]) - len(events) + 1
             for i, e in enumerate(events):
                 e.seq = first + i
-            await self.conn.executemany(
-                "INSERT INTO outbox (tenant_id, seq, id, type, occurred_at, source, client, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(tenant_id, e.seq, e.id, e.type, e.occurred_at, e.source, e.client, _dumps(e.data)) for e in events],
-            )
+            for at in range(0, len(events), _FLUSH_CHUNK):  # chunks: the loop gets control between them
+                await self.conn.executemany(
+                    "INSERT INTO outbox (tenant_id, seq, id, type, occurred_at, source, client, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(tenant_id, e.seq, e.id, e.type, e.occurred_at, e.source, e.client, _dumps(e.data))
+                     for e in events[at:at + _FLUSH_CHUNK]],
+                )
         return len(pending)
 
     async def insert_members(self, tenant_id: str, group_id: str, members: list[Member]) -> list[str]:

@@ -82,50 +82,65 @@ def _translate(exc: sqlite3.IntegrityError) -> Exception:
     return StoreConflict(_conflict_detail(str(exc))) if "UNIQUE" in str(exc) else exc
 
 
+# A statement binding more values than this (an IN list of ids, a multi-row VALUES, an executemany of
+# many rows) costs time in proportion to them: it runs on the writer's thread, so the event loop keeps
+# serving other requests (other tenants) meanwhile. Below it, a statement costs microseconds, less than
+# the hand-off to the thread and back.
+INLINE_MAX_VALUES = 64
+
+
 class _WriteConn:
-    """The writer connection inside a write transaction, on the event loop's own thread.
+    """The writer connection inside a write transaction.
 
     We hold SQLite's write lock (BEGIN IMMEDIATE) for the whole transaction, so no statement here can
     wait for another writer, and WAL readers never block a writer: an indexed statement costs
-    microseconds, a fraction of a hand-off to a worker thread and back. Statements whose cost grows
-    with the data go through ``scan_conn`` (a worker thread) instead, as for reads.
+    microseconds, a fraction of a hand-off to a worker thread and back, so it runs on the event loop's
+    own thread. Statements whose cost grows with the request (more than ``inline_max`` bound values)
+    go to the writer's thread; statements whose cost grows with the data go through ``scan_conn``
+    (``inline_max=-1``: always the thread). The write lock keeps the connection to one user at a time.
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, run: Any, *, inline_max: int = INLINE_MAX_VALUES) -> None:
         self.db = db
+        self._run = run
+        self._inline_max = inline_max
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         try:
             return self.db.execute(sql, params).fetchall()
         except sqlite3.IntegrityError as exc:
             raise _translate(exc) from None
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        try:
+            return self.db.execute(sql, params).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise _translate(exc) from None
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        try:
+            return self.db.executemany(sql, rows).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise _translate(exc) from None
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if len(params) > self._inline_max:
+            return await self._run(lambda: self._fetch(sql, params))  # type: ignore[no-any-return]
+        return self._fetch(sql, params)
 
     async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
         rows = await self.fetch(sql, params)  # fetchall: a RETURNING statement is stepped to its end
         return rows[0] if rows else None
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        try:
-            return self.db.execute(sql, params).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise _translate(exc) from None
+        if len(params) > self._inline_max:
+            return await self._run(lambda: self._execute(sql, params))  # type: ignore[no-any-return]
+        return self._execute(sql, params)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        try:
-            return self.db.executemany(sql, rows).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise _translate(exc) from None
-
-
-class _ThreadConn(_WriteConn):
-    """The same connection, each statement run on the store's worker thread (for scans)."""
-
-    def __init__(self, db: sqlite3.Connection, run: Any) -> None:
-        super().__init__(db)
-        self._run = run
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return await self._run(lambda: self.db.execute(sql, params).fetchall())  # type: ignore[no-any-return]
+        if len(rows) * (len(rows[0]) if rows else 0) > self._inline_max:
+            return await self._run(lambda: self._executemany(sql, rows))  # type: ignore[no-any-return]
+        return self._executemany(sql, rows)
 
 
 _PRAGMAS = (
@@ -271,7 +286,7 @@ class SqliteStore:
     async def read(self) -> AsyncIterator[Reader]:
         assert self._point is not None, "store is not open"
         if self._cycle is None:  # ":memory:": one connection for everything
-            yield SqlOps(_SyncConn(self._point), scan_conn=_ThreadConn(self._point, self._to_end))
+            yield SqlOps(_SyncConn(self._point), scan_conn=_WriteConn(self._point, self._to_end, inline_max=-1))
             return
         scan = _Conn(next(self._cycle))
         timing = self.on_timing
@@ -313,7 +328,7 @@ class SqliteStore:
                 await self._begin(db)
             db.execute("SAVEPOINT tx")
             try:
-                ops = SqlOps(_WriteConn(db), scan_conn=_ThreadConn(db, self._to_end))
+                ops = SqlOps(_WriteConn(db, self._to_end), scan_conn=_WriteConn(db, self._to_end, inline_max=-1))
                 ops.emitting = self.emit_events
                 yield ops
                 await ops.flush_outbox()  # last statement of this transaction: its events commit with it

@@ -53,6 +53,8 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
             request_body=sreq.body if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
+            query=dict(request.query),
+            max_payload=request.app[gateway_key].settings.activity_max_payload_bytes,
         )
     except Exception:  # the activity log must never turn a served request into a failure
         log.exception("activity_write_failed", tenant=tenant.id)

@@ -12,6 +12,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import structlog
 
 from gateway.clock import format_time, now
@@ -34,6 +35,15 @@ _STATUS = {"created": 201, "deleted": 204}
 # Secrets that can hide in free text (an error detail quoting a header, a value pasted in the wrong
 # field): gateway API keys and bearer credentials are masked wherever they appear.
 _SECRET_TEXT = re.compile(r"(scimgw_[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,})")
+# A filter comparing a secret-named attribute (``password eq "..."``, in a .search body, a query string
+# or a PATCH path): the compared value is masked, the rest of the filter kept for diagnosis.
+# Bounded repetitions and a value that always ends (at its closing quote or the end of the text) keep
+# the scan linear in the text, whatever a client puts in it.
+_SECRET_FILTER = re.compile(
+    r'(?i)((?:password|secret|token|credential)[\w$-]{0,64}+\s{1,16}+(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s{1,16}+)'
+    r'("(?:[^"\\]|\\.)*(?:"|$)|[^\s)\]]+)'
+)
+_FILTER_WORDS = ("password", "secret", "token", "credential")
 _SECRET_PARTS = ("password", "secret", "token")
 log = structlog.get_logger("scim_gateway.activity")
 
@@ -58,8 +68,24 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _SECRET_TEXT.sub(REDACTED, value)
+        value = _SECRET_TEXT.sub(REDACTED, value)
+        low = value.lower()
+        if any(w in low for w in _FILTER_WORDS):
+            value = _SECRET_FILTER.sub(lambda m: f'{m.group(1)}"{REDACTED}"', value)
+        return value
     return value
+
+
+def cap_payload(value: Any, limit: int) -> Any:
+    """``value`` when its JSON takes at most ``limit`` bytes, else a marker saying how much was cut,
+    with the first ``limit`` bytes of the JSON text kept for diagnosis."""
+    if value is None:
+        return None
+    raw = orjson.dumps(value, default=str)
+    if len(raw) <= limit:
+        return value
+    return {"truncated": True, "original_bytes": len(raw), "cut_bytes": len(raw) - limit,
+            "head": raw[:limit].decode("utf-8", "ignore")}
 
 
 async def provisioning_listener(tx: Tx, tenant: TenantRow, change: Change, context: dict[str, Any]) -> None:
@@ -95,20 +121,27 @@ async def record_request(
     request_body: Any,
     response_body: Any,
     error: Any | None,
+    query: dict[str, str] | None = None,
+    max_payload: int = 65_536,
 ) -> None:
-    """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on."""
+    """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
+
+    Path, query and payloads are redacted; each payload is capped at ``max_payload`` bytes of JSON."""
     if error is None and not tenant.log_successful_events:
         return
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
+    if query:
+        data["query"] = redact(dict(query))
     if error is not None:
         data["scimType"] = error.scim_type
         data["detail"] = redact(error.detail)
         kind = ERROR
     else:
         kind = READ
-    data["request"] = redact(request_body)  # an error always carries its request; a read only when debugging
+    # an error always carries its request; a read only when debugging
+    data["request"] = cap_payload(redact(request_body), max_payload)
     if tenant.log_successful_events:
-        data["response"] = redact(response_body)
+        data["response"] = cap_payload(redact(response_body), max_payload)
     async with store.write() as tx:
         await tx.insert_event(tenant.id, kind, now(), data)
 
@@ -142,11 +175,13 @@ async def enforce_retention(store: Store, settings: Settings, *, at: datetime | 
     removed: dict[str, int] = {}
     for tenant in tenants:
         age, count = retention_for(tenant, settings)
-        if age is None and count is None:
+        if age is None and count is None and settings.activity_max_bytes <= 0:
             continue
         cutoff = format_time(moment - timedelta(days=age)) if age is not None else None
         async with store.write() as tx:
             n = await tx.prune_events(tenant.id, older_than=cutoff, keep=count)
+            if settings.activity_max_bytes > 0:  # by size as well: a few huge events must not fill the disk
+                n += await tx.prune_events_by_size(tenant.id, settings.activity_max_bytes)
         if n:
             removed[tenant.id] = n
             log.info("activity_pruned", tenant=tenant.id, removed=n)

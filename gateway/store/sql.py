@@ -18,6 +18,7 @@ from gateway.store.base import (
     TenantRow,
 )
 from gateway.store.conn import Conn as Conn, dumps, loads
+from gateway.store.activity_size import ActivitySizeOps
 from gateway.store.outbox import OutboxOps
 from gateway.store.portal import PortalOps
 from gateway.store.schemas import SchemaOps
@@ -67,7 +68,7 @@ def _group(r: Any) -> ResourceRow:
     return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
 
 
-class SqlOps(OutboxOps, PortalOps, SchemaOps):
+class SqlOps(OutboxOps, PortalOps, SchemaOps, ActivitySizeOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:
@@ -412,9 +413,10 @@ class SqlOps(OutboxOps, PortalOps, SchemaOps):
 
     # activity ------------------------------------------------------------------------------
     async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None:
+        doc = dumps(data)
         await self.conn.execute(
-            "INSERT INTO activity (tenant_id, type, created, data) VALUES (?, ?, ?, ?)",
-            (tenant_id, type, created, dumps(data)),
+            "INSERT INTO activity (tenant_id, type, created, data, size) VALUES (?, ?, ?, ?, ?)",
+            (tenant_id, type, created, doc, len(doc.encode())),
         )
 
     async def list_events(

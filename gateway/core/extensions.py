@@ -33,6 +33,8 @@ class TenantTypes:
     types: dict[str, ResourceType]
     documents: tuple[dict[str, Any], ...] = ()
     declared: frozenset[str] = field(default_factory=frozenset)  # declared extension URNs
+    # lowercased names of declared writeOnly attributes and sub-attributes: redacted wherever requests are logged
+    secret_names: frozenset[str] = field(default_factory=frozenset)
 
 
 def _extend(base: ResourceType, rows: list[SchemaRow]) -> ResourceType:
@@ -70,12 +72,9 @@ def build_types(rows: list[SchemaRow], version: int) -> TenantTypes:
     for row in rows:
         by_type.setdefault(row.resource_type, []).append(row)
     types = {name: _extend(rt, by_type.get(name, [])) for name, rt in _BUILTIN.types.items()}
-    return TenantTypes(
-        version,
-        types,
-        tuple(r.document for r in rows),
-        frozenset(r.urn for r in rows),
-    )
+    secret = {a["name"].lower() for r in rows for top in r.document["attributes"]
+              for a in (top, *top.get("subAttributes", ())) if a.get("mutability") == "writeOnly"}
+    return TenantTypes(version, types, tuple(r.document for r in rows), frozenset(r.urn for r in rows), frozenset(secret))
 
 
 _BUILTIN = TenantTypes(0, {"User": user_type(), "Group": group_type()})

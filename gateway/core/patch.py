@@ -425,6 +425,11 @@ class _Patcher:
             check_value(attr, value, "password")
             self.password_set = True
             return
+        if t.container is not None and "writeOnly" in (attr.mutability, t.sub.mutability if t.sub else None):
+            # as in a POST body: a declared writeOnly extension value is validated and never stored
+            if kind != "remove" and t.filter is None and value is not None:
+                check_value(t.sub or attr, value, t.label)
+            return
         if self.is_group and attr.name == "members" and t.container is None:
             self.apply_members(kind, t, value, has_value=has_value)
             return

@@ -174,6 +174,8 @@ def _check_complex(attr: Attribute, value: Any, path: str, *, writable_only: boo
         if writable_only and sub.mutability == "readOnly":
             continue  # RFC 7643 §7: readOnly values in a request SHALL be ignored.
         checked = _check_single(sub, sub_value, f"{path}.{sub.name}")
+        if sub.mutability == "writeOnly":
+            continue  # validated, never kept: nothing could ever return it, and events must not carry it
         if checked is UNASSIGNED:
             continue
         if sub.name in out:
@@ -406,7 +408,8 @@ def prepare_write(body: dict[str, Any], rtype: ResourceType, *, existing: dict[s
             ignored.append(f"{urn}:{attr.name if attr else key}")
             return  # unknown (RFC 7644 §3.3, see above) or readOnly (RFC 7643 §7): ignored
         checked = check_value(attr, value, f"{urn}:{attr.name}")
-        if checked is not UNASSIGNED:
+        if checked is not UNASSIGNED and attr.mutability != "writeOnly":
+            # a writeOnly value is validated and dropped, as password is: stored, it would reach events
             _put(target, attr.name, checked, f"{urn}:{attr.name}")
 
     def _listed_urn(urn: str, path: str) -> None:

@@ -42,8 +42,9 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
     sreq = request.get(scim_request_key)
     outcome = request.get(outcome_key)
     try:
+        gw = request.app[gateway_key]
         await activity.record_request(
-            request.app[gateway_key].store,
+            gw.store,
             tenant,
             method=request.method,
             path=request.path,
@@ -54,7 +55,8 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
             query=dict(request.query),
-            max_payload=request.app[gateway_key].settings.activity_max_payload_bytes,
+            max_payload=gw.settings.activity_max_payload_bytes,
+            secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
     except Exception:  # the activity log must never turn a served request into a failure
         log.exception("activity_write_failed", tenant=tenant.id)

@@ -48,25 +48,26 @@ _SECRET_PARTS = ("password", "secret", "token")
 log = structlog.get_logger("scim_gateway.activity")
 
 
-def _secret_name(name: str) -> bool:
+def _secret_name(name: str, also: frozenset[str] = frozenset()) -> bool:
     # "urn:...:User:password", "name.password" and "newPassword" are as secret as "password".
     last = re.split(r"[:.]", name.lower())[-1]
-    return last in _SECRET_NAMES or any(p in last for p in _SECRET_PARTS)
+    return last in _SECRET_NAMES or last in also or any(p in last for p in _SECRET_PARTS)
 
 
-def redact(value: Any) -> Any:
+def redact(value: Any, also: frozenset[str] = frozenset()) -> Any:
     """A copy of ``value`` with every secret-looking field replaced (names compared case-insensitively)
-    and API keys or bearer credentials masked inside strings."""
+    and API keys or bearer credentials masked inside strings. ``also``: more secret names, lowercased
+    (a tenant's writeOnly extension attributes)."""
     if isinstance(value, dict):
-        out = {k: (REDACTED if isinstance(k, str) and _secret_name(k) else redact(v)) for k, v in value.items()}
+        out = {k: (REDACTED if isinstance(k, str) and _secret_name(k, also) else redact(v, also)) for k, v in value.items()}
         # A PATCH operation names its target in "path": {"path": "password", "value": "..."} hides the
         # secret under an innocent key.
         path = next((v for k, v in value.items() if isinstance(k, str) and k.lower() == "path"), None)
-        if isinstance(path, str) and _secret_name(re.sub(r"\[.*?\]", "", path)):
+        if isinstance(path, str) and _secret_name(re.sub(r"\[.*?\]", "", path), also):
             out = {k: (REDACTED if isinstance(k, str) and k.lower() == "value" else v) for k, v in out.items()}
         return out
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v, also) for v in value]
     if isinstance(value, str):
         value = _SECRET_TEXT.sub(REDACTED, value)
         low = value.lower()
@@ -123,10 +124,13 @@ async def record_request(
     error: Any | None,
     query: dict[str, str] | None = None,
     max_payload: int = 65_536,
+    secret_names: frozenset[str] = frozenset(),
 ) -> None:
     """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
 
-    Path, query and payloads are redacted; each payload is capped at ``max_payload`` bytes of JSON."""
+    Path, query and payloads are redacted; each payload is capped at ``max_payload`` bytes of JSON.
+    ``secret_names`` (lowercased) are redacted like ``password``: the tenant's writeOnly extension attributes.
+    """
     if error is None and not tenant.log_successful_events:
         return
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
@@ -139,9 +143,9 @@ async def record_request(
     else:
         kind = READ
     # an error always carries its request; a read only when debugging
-    data["request"] = cap_payload(redact(request_body), max_payload)
+    data["request"] = cap_payload(redact(request_body, secret_names), max_payload)
     if tenant.log_successful_events:
-        data["response"] = cap_payload(redact(response_body), max_payload)
+        data["response"] = cap_payload(redact(response_body, secret_names), max_payload)
     async with store.write() as tx:
         await tx.insert_event(tenant.id, kind, now(), data)
 

@@ -360,6 +360,16 @@ async def test_undeclared_extension_is_stored_opaquely_and_ignored_attributes_ar
     assert "ignored_attributes" not in ivy[0]
 
 
+async def test_write_only_values_are_redacted_in_the_debug_activity_log(acme: ScimClient, api: Api) -> None:
+    await api("PATCH", f"/tenants/{acme.tenant.id}", {"log_successful_events": True})
+    status, doc, _ = await acme.post("/Users", user("pia", {"pin": "4711", "accessLevel": "gold"}))
+    assert status == 201 and "pin" not in doc[ACME]
+    await acme.patch(f"/Users/{doc['id']}", [{"op": "replace", "path": f"{ACME}:pin", "value": "4712"}])
+    _, events = await api("GET", f"/tenants/{acme.tenant.id}/activity", params={"type": "scim_read"})
+    text = json.dumps(events)
+    assert "4711" not in text and "4712" not in text and "gold" in text and "[redacted]" in text
+
+
 # -- role mapping from an extension attribute ----------------------------------------------------------
 async def test_role_mapping_from_an_extension_attribute(acme: ScimClient, api: Api) -> None:
     mapping = {"source": "idp_attribute", "attribute": f"{ACME}:accessLevel",
@@ -400,8 +410,20 @@ async def test_changes_carry_extension_values(
     tenant, key = await add_tenant(client.app, "Events")
     scim, api = ScimClient(client, tenant, key), Api(client)
     await api.declare(tenant.id, ACME, ACME_SCHEMA)
-    await scim.create_user("lee", **{"schemas": [USER_SCHEMA, ACME], ACME: {"accessLevel": "gold", "pin": "secret"}})
-    assert recorder.changes[-1].resource[ACME]["accessLevel"] == "gold"
+    doc = await scim.create_user("lee", **{"schemas": [USER_SCHEMA, ACME], ACME: {"accessLevel": "gold", "pin": "s3cr3t"}})
+    status, body, _ = await scim.patch(f"/Users/{doc['id']}", [{"op": "replace", "path": f"{ACME}:pin", "value": 7}])
+    assert status == 400 and "must be a string" in body["detail"]  # writeOnly values are still validated
+    await scim.patch(f"/Users/{doc['id']}", [{"op": "replace", "path": f"{ACME}:pin", "value": "0000"},
+                                             {"op": "add", "path": f"{ACME}:badgeNumber", "value": 3}])
+    created, updated = recorder.changes[-2:]
+    assert created.resource[ACME] == {"accessLevel": "gold"} and updated.resource[ACME] == {"accessLevel": "gold", "badgeNumber": 3}
+    status, feed = await api("GET", f"/tenants/{tenant.id}/events")
+    assert status == 200, feed
+    events = {e["type"]: e for e in feed["data"]}
+    assert events["user.created"]["data"]["resource"][ACME] == {"accessLevel": "gold"}
+    assert events["user.updated"]["data"]["resource"][ACME]["badgeNumber"] == 3
+    # a writeOnly value is never stored, so no event, log or response can carry it
+    assert "s3cr3t" not in json.dumps(feed) and "0000" not in json.dumps(feed)
 
 
 # -- delete ------------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@
 For each backend it starts two real ``scim-gateway serve`` processes on fresh databases, the same
 build with ``SCIM_GATEWAY_EVENTS_ENABLED`` on and off, and times, round after round alternating
 the two, N user creates and N one-member group PATCHes (add one member to a group) over HTTP with
-C concurrent clients. It prints each operation's median time per request, on and off, and the ratio
-(on / off; the target is < 1.25). Then it measures delivery: with a webhook endpoint disabled,
+C concurrent clients; then the same writes one at a time through the SCIM service in this
+process (no HTTP and no other process in the way), timing every call and taking the median, the figure
+least disturbed by other load on a shared machine. It prints each operation's median time per
+request, on and off, and the ratio (on / off; the target is < 1.25). Then it measures delivery: with a webhook endpoint disabled,
 N users are created; the endpoint is enabled and the time until a local aiohttp receiver has
 answered 2xx to all N events gives deliveries per second (one endpoint, so in sequence order, one
 at a time). Nothing is asserted; this is a script, not a test.
@@ -155,10 +157,62 @@ async def write_path(backend: str, database: Any, args: argparse.Namespace, log:
             s.stop()
 
 
+async def core_cost(database: Any, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """The same two writes through the SCIM service in this process (no HTTP, one at a time)."""
+    from gateway.plugin_manager import PluginHost
+    from gateway.runtime import Gateway
+    from gateway.settings import Settings
+
+    gws: dict[bool, Any] = {}
+    tenants: dict[bool, Any] = {}
+    groups: dict[bool, str] = {}
+    for events in (True, False):
+        db = database(f"core-{'on' if events else 'off'}")
+        setup = await prepare(db)
+        settings = Settings(database=db, events_enabled=events, public_url="https://scim.example.test")
+        store = open_store(db)
+        await store.open()
+        gw = Gateway(settings, store, PluginHost(load_entrypoints=False))
+        gws[events] = gw
+        async with store.read() as r:
+            tenants[events] = await r.get_tenant(setup["tenant"])
+        g = await gw.service.create(tenants[events], gw.service.types["Group"], {"schemas": [GROUP], "displayName": "G"},
+                                    context={"client": "generic"})
+        groups[events] = g.body["id"]
+    results: dict[str, dict[bool, list[float]]] = {"create": {True: [], False: []}, "patch": {True: [], False: []}}
+    try:
+        for rnd in range(args.rounds + 1):
+            for e in (True, False) if rnd % 2 else (False, True):
+                svc, tenant = gws[e].service, tenants[e]
+                ids: list[str] = []
+                created: list[float] = []
+                patched: list[float] = []
+                for i in range(args.requests):
+                    t0 = time.perf_counter()
+                    out = await svc.create(tenant, svc.types["User"], {"schemas": [USER], "userName": f"c{rnd}-{i}"},
+                                           context={"client": "generic"})
+                    created.append(time.perf_counter() - t0)
+                    ids.append(out.body["id"])
+                for uid in ids:
+                    t0 = time.perf_counter()
+                    await svc.patch(tenant, svc.types["Group"], groups[e],
+                                    {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members",
+                                                                         "value": [{"value": uid}]}]},
+                                    context={"client": "generic"})
+                    patched.append(time.perf_counter() - t0)
+                if rnd:
+                    results["create"][e].extend(created)
+                    results["patch"][e].extend(patched)
+    finally:
+        for gw in gws.values():
+            await gw.store.close()
+    return {op: (statistics.median(r[True]), statistics.median(r[False])) for op, r in results.items()}
+
+
 async def delivery_rate(database: Any, args: argparse.Namespace, log: Path) -> float:
     got = 0
     done = asyncio.Event()
-    n = args.requests * 2
+    n = args.deliveries
 
     async def hook(request: web.Request) -> web.Response:
         nonlocal got
@@ -204,9 +258,11 @@ async def delivery_rate(database: Any, args: argparse.Namespace, log: Path) -> f
 
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--requests", type=int, default=500, help="requests per operation per round")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--requests", type=int, default=100, help="requests per operation per round")
+    p.add_argument("--rounds", type=int, default=20, help="rounds, alternating on and off (short rounds, so load "
+                                                         "changes on a shared machine hit both alike)")
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--deliveries", type=int, default=1000, help="events delivered in the delivery-rate run")
     p.add_argument("--postgres", help="also run on this PostgreSQL database (fresh schemas, dropped after)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="scim-gateway-bench-events-"))
@@ -220,7 +276,7 @@ async def main() -> None:
         urls: dict[str, str] = {}
         conn = await asyncpg.connect(args.postgres)
         try:
-            for label in ("on", "off", "delivery"):
+            for label in ("on", "off", "delivery", "core-on", "core-off"):
                 schema = f"bench_events_{label}_{uuid.uuid4().hex[:8]}"
                 await conn.execute(f'CREATE SCHEMA "{schema}"')
                 schemas.append(schema)
@@ -232,12 +288,14 @@ async def main() -> None:
     print(f"{'backend':10} {'operation':28} {'events on':>12} {'events off':>12} {'ratio':>7}")
     try:
         for name, database in backends:
-            costs = await write_path(name, database, args, log)
-            for op, label in (("create", "user create"), ("patch", "1-member group PATCH")):
-                on, off = costs[op]
-                print(f"{name:10} {label:28} {on * 1000:9.3f} ms {off * 1000:9.3f} ms {on / off:7.3f}", flush=True)
+            for where, measure in (("HTTP", write_path(name, database, args, log)), ("service", core_cost(database, args))):
+                costs = await measure
+                for op, label in (("create", "user create"), ("patch", "1-member group PATCH")):
+                    on, off = costs[op]
+                    print(f"{name:10} {label + ' (' + where + ')':28} {on * 1000:9.3f} ms {off * 1000:9.3f} ms "
+                          f"{on / off:7.3f}", flush=True)
             rate = await delivery_rate(database, args, log)
-            print(f"{name:10} {'webhook deliveries':28} {rate:9.0f} /s  (one endpoint, {args.requests * 2} events)",
+            print(f"{name:10} {'webhook deliveries':28} {rate:9.0f} /s  (one endpoint, {args.deliveries} events)",
                   flush=True)
     finally:
         if schemas:

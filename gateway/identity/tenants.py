@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Collection
 
 from gateway.clock import now
+from gateway.store.authcache import AuthCache
 from gateway.store.base import ApiKeyRow, Store, TenantRow
 from gateway.types import Tenant
 
@@ -99,8 +100,14 @@ async def create_api_key(store: Store, tenant_id: str, name: str) -> NewKey:
 async def authenticate(store: Store, tenant_id: str, presented: str) -> tuple[ApiKeyRow, TenantRow] | None:
     """The key and its tenant when ``presented`` is a live key of ``tenant_id``; None for every other case alike."""
     digest = hash_key(presented)
-    async with store.read() as r:
-        found = await r.find_api_key_tenant(digest)
+    cache: AuthCache | None = getattr(store, "auth_cache", None)
+    found = cache.get(digest) if cache is not None else None
+    if found is None:
+        version = cache.current() if cache is not None else 0
+        async with store.read() as r:
+            found = await r.find_api_key_tenant(digest)
+        if cache is not None:
+            cache.put(digest, found, version)
     if found is None:
         return None
     row, stored, tenant = found

@@ -26,6 +26,16 @@ _DELIVERY_COLS = (
     " next_attempt_at, lease_until, lease_token, created, completed_at"
 )
 _CHUNK = 500
+# The head update and the inserts as one statement (a data-modifying CTE; SQLite has none): event i
+# of n gets last_seq - n + i, i counted from 1 by WITH ORDINALITY.
+_PG_FLUSH = (
+    "WITH h AS (INSERT INTO outbox_heads (tenant_id, last_seq) VALUES (?, ?) ON CONFLICT (tenant_id)"
+    " DO UPDATE SET last_seq = outbox_heads.last_seq + excluded.last_seq RETURNING last_seq)"
+    " INSERT INTO outbox (tenant_id, seq, id, type, occurred_at, source, client, data)"
+    " SELECT ?, h.last_seq - ? + v.ord, v.id, v.type, v.occurred_at, v.source, v.client, v.data::jsonb"
+    " FROM h, unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
+    " WITH ORDINALITY AS v(id, type, occurred_at, source, client, data, ord) RETURNING seq"
+)
 
 
 def _event(tenant_id: str, r: Any) -> OutboxEvent:
@@ -76,6 +86,15 @@ class OutboxOps:
             by_tenant.setdefault(e.tenant_id, []).append(e)
         for tenant_id in sorted(by_tenant):  # one order in every process: no deadlock between two tenants' heads
             events = by_tenant[tenant_id]
+            if self.row_lock:  # PostgreSQL: numbers and rows in one round trip, whatever the number of events
+                rows = await self.conn.fetch(_PG_FLUSH, (
+                    tenant_id, len(events), tenant_id, len(events),
+                    [e.id for e in events], [e.type for e in events], [e.occurred_at for e in events],
+                    [e.source for e in events], [e.client for e in events], [_dumps(e.data) for e in events]))
+                first = min(int(r[0]) for r in rows)
+                for i, e in enumerate(events):
+                    e.seq = first + i
+                continue
             r = await self.conn.fetchrow(
                 "INSERT INTO outbox_heads (tenant_id, last_seq) VALUES (?, ?) ON CONFLICT (tenant_id)"
                 " DO UPDATE SET last_seq = outbox_heads.last_seq + excluded.last_seq RETURNING last_seq",
@@ -278,17 +297,22 @@ class OutboxOps:
             (seq, tenant_id, webhook_id, seq),
         )
 
-    async def claim_deliveries(self, *, when: str, lease_until: str, token: str, limit: int) -> list[DeliveryRow]:
-        """Lease the due head delivery of up to ``limit`` endpoints (one per endpoint: sequence order).
+    async def claim_deliveries(
+        self, *, when: str, lease_until: str, token: str, limit: int, batch: int = 1
+    ) -> list[DeliveryRow]:
+        """Lease the due head delivery of up to ``limit`` endpoints, each with up to ``batch - 1`` of the
+        pending deliveries that follow it, in sequence order (the worker sends them one after another).
 
         A delivery is due when pending, its next attempt has come and no live lease holds it; it is
-        the head when no pending delivery of its endpoint has a lower sequence. PostgreSQL skips rows
-        another process is claiming (``FOR UPDATE SKIP LOCKED``); the lease then keeps every other
-        process off it until the attempt is recorded or the lease runs out (a killed process).
+        the head when no pending delivery of its endpoint has a lower sequence. PostgreSQL skips heads
+        another process is claiming (``FOR UPDATE SKIP LOCKED``); once a head is leased no other
+        process can claim anything of that endpoint (its later deliveries are not heads), until the
+        attempts are recorded or the lease runs out (a killed process).
         """
         lock = " FOR UPDATE OF d SKIP LOCKED" if self.row_lock else ""
         rows = await self.conn.fetch(
-            f"SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id"
+            f"SELECT d.id, d.endpoint_id, d.event_seq FROM webhook_deliveries d"
+            " JOIN webhook_endpoints w ON w.id = d.endpoint_id"
             " WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
             " AND w.enabled = ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries x WHERE x.endpoint_id = d.endpoint_id"
             " AND x.status = 'pending' AND x.event_seq < d.event_seq)"
@@ -296,19 +320,52 @@ class OutboxOps:
             (when, when, True, limit),
         )
         ids = [r[0] for r in rows]
+        for head in rows if batch > 1 else ():
+            followers = await self.conn.fetch(
+                "SELECT id, next_attempt_at, lease_until FROM webhook_deliveries WHERE endpoint_id = ?"
+                " AND status = 'pending' AND event_seq > ? ORDER BY event_seq LIMIT ?",
+                (head[1], head[2], batch - 1),
+            )
+            for f in followers:  # contiguous only: stop at one that waits for a retry or is held
+                if f[1] > when or (f[2] is not None and f[2] > when):
+                    break
+                ids.append(f[0])
         if not ids:
             return []
-        marks = ", ".join("?" * len(ids))
-        claimed = await self.conn.fetch(
-            f"UPDATE webhook_deliveries SET lease_until = ?, lease_token = ?, attempts = attempts + 1"
-            f" WHERE id IN ({marks}) RETURNING {_DELIVERY_COLS}",
-            (lease_until, token, *ids),
-        )
-        return [_delivery(r) for r in claimed]
+        claimed: list[DeliveryRow] = []
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            claimed += [_delivery(r) for r in await self.conn.fetch(
+                f"UPDATE webhook_deliveries SET lease_until = ?, lease_token = ?, attempts = attempts + 1"
+                f" WHERE id IN ({marks}) RETURNING {_DELIVERY_COLS}",
+                (lease_until, token, *chunk),
+            )]
+        return sorted(claimed, key=lambda d: (d.endpoint_id, d.event_seq))
 
-    async def outbox_event(self, tenant_id: str, seq: int) -> OutboxEvent | None:
-        r = await self.conn.fetchrow(f"SELECT {_EVENT_COLS} FROM outbox WHERE tenant_id = ? AND seq = ?", (tenant_id, seq))
-        return _event(tenant_id, r) if r else None
+    async def renew_leases(self, delivery_ids: list[str], token: str, *, lease_until: str | None) -> int:
+        """Extend this worker's leases (``lease_until``), or give back unattempted ones (None)."""
+        if not delivery_ids:
+            return 0
+        marks = ", ".join("?" * len(delivery_ids))
+        if lease_until is None:
+            sql = (f"UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL, attempts = attempts - 1"
+                   f" WHERE id IN ({marks}) AND lease_token = ?")
+            return int(await self.conn.execute(sql, (*delivery_ids, token)))
+        return int(await self.conn.execute(
+            f"UPDATE webhook_deliveries SET lease_until = ? WHERE id IN ({marks}) AND lease_token = ?",
+            (lease_until, *delivery_ids, token)))
+
+    async def outbox_events(self, tenant_id: str, seqs: list[int]) -> dict[int, OutboxEvent]:
+        out: dict[int, OutboxEvent] = {}
+        for i in range(0, len(seqs), _CHUNK):
+            chunk = seqs[i : i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for r in await self.conn.fetch(
+                f"SELECT {_EVENT_COLS} FROM outbox WHERE tenant_id = ? AND seq IN ({marks})", (tenant_id, *chunk)
+            ):
+                out[int(r[0])] = _event(tenant_id, r)
+        return out
 
     async def finish_delivery(
         self,

@@ -19,6 +19,7 @@ from gateway.store.base import (
 )
 from gateway.store.conn import Conn as Conn, dumps, loads
 from gateway.store.activity_size import ActivitySizeOps
+from gateway.store.fastread import FastReadOps
 from gateway.store.outbox import OutboxOps
 from gateway.store.portal import PortalOps
 from gateway.store.schemas import SchemaOps
@@ -68,7 +69,12 @@ def _group(r: Any) -> ResourceRow:
     return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
 
 
-class SqlOps(OutboxOps, PortalOps, SchemaOps, ActivitySizeOps):
+# Candidates of a substring index (Query.narrow) up to this many are bound as values: the query is
+# then bounded rowid lookups, fit for the point-read path.
+_BOUND_CANDIDATES = 1000
+
+
+class SqlOps(OutboxOps, PortalOps, SchemaOps, FastReadOps, ActivitySizeOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:
@@ -321,8 +327,18 @@ class SqlOps(OutboxOps, PortalOps, SchemaOps, ActivitySizeOps):
         params: list[Any] = [tenant_id]
         if q.narrow:
             # The candidates drive the query: "+" keeps the planner from walking the tenant's index instead.
-            where = f"r.seq IN ({q.narrow}) AND +r.tenant_id = ?"
-            params = [*q.narrow_params, tenant_id]
+            # They are read once (the count and the page would each evaluate the index again); a few
+            # are bound as values, and the rest of the query is then a handful of rowid lookups.
+            candidates = [r[0] for r in await self.scan_conn.fetch(q.narrow, q.narrow_params)]
+            if not candidates:
+                return Page(0 if q.count_total else -1, [])
+            if len(candidates) <= _BOUND_CANDIDATES:
+                conn = self.conn
+                where = f"r.seq IN ({', '.join('?' * len(candidates))}) AND +r.tenant_id = ?"
+                params = [*candidates, tenant_id]
+            else:
+                where = f"r.seq IN ({q.narrow}) AND +r.tenant_id = ?"
+                params = [*q.narrow_params, tenant_id]
         if q.where:
             where += f" AND ({q.where})"
             params.extend(q.params)
@@ -350,7 +366,10 @@ class SqlOps(OutboxOps, PortalOps, SchemaOps, ActivitySizeOps):
         elif q.offset:
             sql += " LIMIT ? OFFSET ?"
             page_params.extend((2**62, q.offset))
-        rows = await conn.fetch(sql, page_params)
+        # A page in insertion order from a position (a cursor, or the first page) reads `limit` index
+        # entries whatever the tenant's size: a point read, fit for the cheap path.
+        bounded = not q.where and q.order_by is None and not q.offset and q.limit is not None
+        rows = await (self.conn if bounded else conn).fetch(sql, page_params)
         return Page(total, [build(x) for x in rows])
 
     # roles ---------------------------------------------------------------------------------

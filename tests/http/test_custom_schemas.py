@@ -7,6 +7,7 @@ attribute, refused when the definition is invalid, and protected from deletion w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -551,3 +552,22 @@ async def test_declarations_reach_every_process_through_the_tenant_row(
     status, _ = await api("DELETE", f"/tenants/{one.tenant.id}/schemas/{ACME}", params={"force": "true"})
     _, schemas, _ = await two.get("/Schemas")
     assert ACME not in [s["id"] for s in schemas["Resources"]]
+
+
+async def test_unique_values_hold_under_concurrent_writers_in_two_processes(
+    two_processes: tuple[ScimClient, ScimClient, Api],
+) -> None:
+    one, two, api = two_processes
+    await api.declare(one.tenant.id, ACME, _with({"name": "badgeNumber", "type": "integer", "uniqueness": "server"}))
+    results = await asyncio.gather(*[(one if i % 2 else two).post("/Users", user(f"c{i}", {"badgeNumber": 77}))
+                                     for i in range(6)])
+    assert sorted(r[0] for r in results) == [201, 409, 409, 409, 409, 409], [r[1] for r in results]
+    _, page, _ = await one.get("/Users", params={"filter": f"{ACME}:badgeNumber eq 77"})
+    assert page["totalResults"] == 1
+
+
+async def test_a_required_extension_cannot_be_patched_away(scim: ScimClient, api: Api) -> None:
+    await api.declare(scim.tenant.id, ACME, {"required": True, "attributes": [{"name": "accessLevel"}]})
+    doc = await scim.create_user("rex", **{"schemas": [USER_SCHEMA, ACME], ACME: {"accessLevel": "gold"}})
+    status, body, _ = await scim.patch(f"/Users/{doc['id']}", [{"op": "remove", "path": ACME}])
+    assert status == 400 and body["scimType"] == "mutability" and "required extension" in body["detail"]

@@ -298,3 +298,20 @@ async def test_prune_removes_spent_links_and_ended_sessions_only(http: Http, mon
         assert await r.get_portal_session(portal_access._hash(busy_cookie.split("=", 1)[1])) is not None
     status, _ = await http.api("GET", f"/tenants/{t['id']}", cookie=busy_cookie)
     assert status == 200
+
+
+def test_portal_assets_are_local_with_no_inline_script_or_style() -> None:
+    import re
+    from importlib import resources
+
+    folder = resources.files("gateway.http.portal").joinpath("static")
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["index.html", "portal.css", "portal.js"]
+    html = folder.joinpath("index.html").read_text()
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/portal/static/portal.js" defer>']
+    assert "<style" not in html and " style=" not in html and not re.search(r"\son\w+=", html)
+    for name in names:
+        text = folder.joinpath(name).read_text()
+        # nothing fetched from elsewhere: no absolute URLs, protocol-relative URLs or CSS imports
+        assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:)?//""", text), name
+        assert "@import" not in text and "innerHTML" not in text.replace("never through innerHTML", ""), name

@@ -191,6 +191,7 @@ def test_role_mapping_screen_changes_a_users_roles(page_for: Callable[..., Any],
     shot(page, screens, "07-identity-role-mapping-groups")
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Saved. 1 user's roles were recomputed.").wait_for()
+    shot(page, screens, "07b-identity-role-mapping-saved")
     status, users = live.api("GET", f"/tenants/{tenant['id']}/users")
     assert users["users"][0]["roles"] == ["admin", "billing"]
 
@@ -273,7 +274,7 @@ def test_cross_tenant_and_cross_site_requests_are_refused(page_for: Callable[...
     enter(page, live.link(mine["id"]))
     # another tenant's pages: a readable refusal, none of its data
     page.goto(f"/portal/#/tenants/{other['id']}/api-keys")
-    page.get_by_role("alert").filter(has_text=f"no tenant '{other['id']}'").wait_for()
+    page.get_by_role("alert").filter(has_text=f"No tenant '{other['id']}'").wait_for()
     assert "Other Co" not in page.content()
     shot(page, screens, "11-other-tenant-refused")
     status = page.evaluate("""async (id) => (await fetch(`/api/v1/tenants/${id}/api-keys`)).status""", other["id"])

@@ -244,9 +244,10 @@
       try {
         t = await api("GET", `/tenants/${encodeURIComponent(r.tenant)}`);
       } catch (e) {
-        renderNav(r);
+        renderNav({ page: null, tenant: null });
         if (e.status === 404) {
-          showError(`${e.message}. It does not exist, or it is not yours to open: a portal link opens the settings of one tenant only.`, "Tenant not found");
+          const what = e.message.charAt(0).toUpperCase() + e.message.slice(1);
+          showError(`${what}. It does not exist, or it is not yours to open: a portal link opens the settings of one tenant only.`, "Tenant not found");
         } else if (e.status !== 401) {
           showError(e.message);
         }

@@ -10,6 +10,9 @@ handed in place; they do no I/O on the request path. Raise a :class:`gateway.Sci
 subclass to reject a request with a SCIM error.
 
 Specs only ever gain parameters; a parameter is never renamed or removed.
+
+:func:`scim_selftest_sequence` is not a request hook: the self-test (``scim-gateway selftest``)
+calls it to fetch the provisioning sequence it plays, and it comes last here for that reason.
 """
 
 from __future__ import annotations
@@ -93,4 +96,18 @@ def scim_resource_changed(client: Client, change: Change) -> None:
 
     For notifications only: the change is already durable. Errors are logged and never reach the
     client.
+    """
+
+
+@hookspec(firstresult=True)
+def scim_selftest_sequence(idp: str) -> dict[str, Any] | None:
+    """Return your IdP's provisioning sequence, as data, when ``idp`` is your plugin's name; firstresult.
+
+    Not called per request: ``scim-gateway selftest --idp <name>`` and
+    ``POST /api/v1/tenants/{id}/selftest`` call it once to learn which requests to play, in
+    which order, with which headers, what the IdP expects back, and which vendor document says
+    so. The document format is described in ``docs/testing_plugins.md`` and validated by
+    :func:`gateway.selftest.sequence.parse` (a bad document is refused with the field named).
+    Ship it as package data next to your recorded samples and load it with
+    :func:`gateway.selftest.sequence.load`. Return None for any other ``idp``.
     """

@@ -5,14 +5,14 @@ Nothing here is global: every app gets its own manager, so tests can run any set
 
 from __future__ import annotations
 
-import logging
 import os
 from functools import lru_cache
 from importlib.metadata import entry_points
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 import pluggy
+import structlog
 
 from gateway import defaults, hookspecs
 
@@ -26,7 +26,18 @@ PER_REQUEST_HOOKS = (
     "scim_shape_response",
     "scim_resource_changed",
 )
-log = logging.getLogger("scim_gateway.plugins")
+log = structlog.get_logger("scim_gateway.plugins")
+
+
+# SCIM_GATEWAY_TRACE_HOOKS=1: every hook call as debug events (seen with SCIM_GATEWAY_LOG_LEVEL=DEBUG).
+def _trace_before(name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+    log.debug("hook_call", hook=name, plugins=[i.plugin_name for i in impls])
+
+
+def _trace_after(outcome: pluggy.Result[Any], name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+    failed = outcome.exception is not None
+    log.debug("hook_done", hook=name, plugins=[i.plugin_name for i in impls], failed=failed,
+              **({"error": type(outcome.exception).__name__} if failed else {}))
 
 
 class DuplicatePluginError(RuntimeError):
@@ -57,10 +68,7 @@ class PluginHost:
             self._register(name, obj, origin="explicit")
         self.pm.check_pending()
         if os.environ.get("SCIM_GATEWAY_TRACE_HOOKS"):
-            self.pm.add_hookcall_monitoring(
-                lambda name, impls, kw: log.warning("hook_call %s %s", name, [i.plugin_name for i in impls]),
-                lambda outcome, name, impls, kw: None,
-            )
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         self._subset = lru_cache(maxsize=None)(self._build_subset)
 
     def _register(self, name: str, plugin: Any, *, origin: str) -> None:

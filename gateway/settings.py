@@ -1,29 +1,55 @@
-"""Settings: environment variables (``SCIM_GATEWAY_*``), overridden by CLI flags."""
+"""Settings: environment variables (``SCIM_GATEWAY_*``), overridden by CLI flags.
+
+Every field's ``description`` is the configuration reference (``docs/operations.md`` is generated
+from this model by :mod:`gateway.configref`, and a test keeps the two in step): give every new
+field one.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 ENV_PREFIX = "SCIM_GATEWAY_"
+_SECRET_PARTS = ("token", "secret", "password")
+
+
+class SettingsError(ValueError):
+    """An invalid setting; the message names the environment variable or flag that set it (never a secret value)."""
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
 
 
 class Settings(BaseModel):
-    database: str = Field("scim-gateway.db", description="SQLite file path, sqlite:///path, or postgresql://...")
+    database: str = Field("scim-gateway.db", description="SQLite file path, sqlite:///absolute/path, or postgresql://...")
     public_url: str | None = Field(None, description="Public base URL used in scim_url and meta.location")
-    host: str = "127.0.0.1"
-    port: int = 8080
+    host: str = Field("127.0.0.1", description="Address `serve` listens on")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port `serve` listens on (0 = any free port)")
     admin_token: str | None = Field(None, description="Bearer token of the admin API; unset = admin API refuses all")
-    max_body_bytes: int = Field(1_048_576, description="Largest request body accepted (413 beyond)")
-    default_page_size: int = 100
-    max_page_size: int = 1000
-    bulk_max_operations: int = 1000
+    max_body_bytes: int = Field(1_048_576, ge=1, description="Largest request body accepted (413 beyond)")
+    default_page_size: int = Field(100, ge=1, description="SCIM list page size when the client sends no count")
+    max_page_size: int = Field(1000, ge=1, description="Largest SCIM list page served, whatever count asks")
+    bulk_max_operations: int = Field(1000, ge=1, description="Most operations accepted in one SCIM Bulk request")
     log_json: bool | None = Field(None, description="JSON logs; default: when stderr is not a TTY")
-    log_level: str = "INFO"
-    activity_max_age_days: int = 90
-    activity_max_events: int = 100_000
+    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$",
+                           description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    activity_max_age_days: int = Field(90, ge=1, description="Activity events older than this are pruned (tenants may override)")
+    activity_max_events: int = Field(100_000, ge=1, description="Most activity events kept per tenant (tenants may override)")
+
+    # --- operations: process lifecycle, database start-up, metrics (issue 11) ---
+    workers: int = Field(1, ge=1, le=256, description="`serve` processes sharing the port; dead ones are restarted")
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM/SIGINT, how long in-flight requests get to finish before workers are stopped")
+    database_connect_timeout: float = Field(
+        30.0, ge=0, description="At start, how long to retry an unreachable PostgreSQL (with back-off) before giving up")
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics and count requests")
+    metrics_token: str | None = Field(None, description="Bearer token /metrics requires; unset = /metrics is open")
+    metrics_tenant_label: bool = Field(
+        False, description="Add a tenant label to request metrics (one series per tenant: mind the cardinality)")
     # --- change feed: events API and webhooks (issue 10) ---
     events_enabled: bool = Field(True, description="Write change-feed events (outbox) in each change's transaction")
     events_retention_days: float = Field(30, gt=0, description="Events older than this are pruned; older cursors get 410")
@@ -58,15 +84,29 @@ class Settings(BaseModel):
     activity_max_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Activity log size per tenant; oldest events pruned beyond; 0 = no limit")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None, *, flags: dict[str, str] | None = None,
+                 **overrides: Any) -> "Settings":
+        """Settings from ``SCIM_GATEWAY_*`` variables, then ``overrides`` (None = not given).
+
+        Raises :class:`SettingsError` naming the variable (or the flag in ``flags``, by field name)
+        whose value is invalid.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        source: dict[str, str] = {}
         for name in cls.model_fields:
-            raw = env.get(ENV_PREFIX + name.upper())
+            raw = env.get(env_name(name))
             if raw is not None and raw != "":
                 values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+                source[name] = env_name(name)
+        for k, v in overrides.items():
+            if v is not None:
+                values[k] = v
+                source[k] = (flags or {}).get(k, k)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, source, values)) from None
 
     def base_url(self) -> str:
         if self.public_url:
@@ -79,3 +119,13 @@ class Settings(BaseModel):
 
     def scim_url(self, tenant_id: str) -> str:
         return f"{self.base_url()}/scim/v2/{tenant_id}"
+
+
+def _describe(exc: ValidationError, source: dict[str, str], values: dict[str, Any]) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = str(err["loc"][0]) if err["loc"] else ""
+        where = source.get(field, field or "settings")
+        shown = "" if any(p in field for p in _SECRET_PARTS) or field not in values else f"={values[field]!r}"
+        parts.append(f"invalid {where}{shown}: {err['msg']}")
+    return "; ".join(parts)

@@ -29,6 +29,7 @@ from gateway.app import create_app
 from gateway.core import routes
 from gateway.http.appkeys import gateway_key
 from gateway.identity.tenants import create_api_key, create_tenant
+from gateway.selftest.sequence import contains
 from gateway.settings import Settings
 from gateway.store.base import TenantRow
 from gateway.types import Client, ScimRequest, Tenant
@@ -225,24 +226,6 @@ async def scim(
 # response's ``id`` as ``{user_id}`` for later steps).
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-def contains(actual: Any, expected: Any) -> bool:
-    """Partial JSON match: dict keys must match recursively; each expected list item must match some item.
-
-    An expected ``[]`` needs an empty list; ``status`` matches the RFC string or the integer form.
-    """
-    if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in expected.items())
-    if isinstance(expected, list):
-        if not isinstance(actual, list):
-            return False
-        if not expected:
-            return actual == []
-        return all(any(contains(a, e) for a in actual) for e in expected)
-    if isinstance(expected, int) and not isinstance(expected, bool) and isinstance(actual, str):
-        return actual == str(expected)  # Okta's doc prints "status": 409; RFC 7644 §3.12 says "409"
-    return bool(actual == expected)
 
 
 class Replay:

@@ -11,6 +11,7 @@ Routes::
 
     GET/POST   /api/v1/tenants                                  operator only
     GET/PATCH  /api/v1/tenants/{tenant_id}                      (name, activity_retention: operator only)
+    DELETE     /api/v1/tenants/{tenant_id}                      operator only: the tenant and all its data
     POST       /api/v1/tenants/{tenant_id}/portal-links         operator only
     GET/POST   /api/v1/tenants/{tenant_id}/api-keys
     DELETE     /api/v1/tenants/{tenant_id}/api-keys/{key_id}
@@ -96,6 +97,10 @@ async def update_tenant(request: web.Request) -> Any:
     return await management.update_tenant(
         _store(request), request.match_info["tenant_id"], body, _scim_url(request), idps=_idps(request)
     )
+
+
+async def delete_tenant(request: web.Request) -> Any:
+    return await management.delete_tenant(_store(request), request.match_info["tenant_id"])
 
 
 async def create_portal_link(request: web.Request) -> Any:
@@ -192,6 +197,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(PREFIX + "/tenants", admin_route(create_tenant, operator_only=True))
     r.add_get(t, admin_route(get_tenant), allow_head=False)
     r.add_patch(t, admin_route(update_tenant))
+    r.add_delete(t, admin_route(delete_tenant, operator_only=True))
     r.add_post(t + "/portal-links", admin_route(create_portal_link, operator_only=True))
     r.add_get(t + "/api-keys", admin_route(list_keys), allow_head=False)
     r.add_post(t + "/api-keys", admin_route(create_key))

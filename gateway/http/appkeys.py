@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -10,7 +10,11 @@ from gateway.runtime import Gateway
 from gateway.store.base import TenantRow
 from gateway.types import ScimRequest
 
+if TYPE_CHECKING:
+    from gateway.metrics import Metrics
+
 gateway_key: web.AppKey[Gateway] = web.AppKey("gateway_key")
+metrics_key: web.AppKey["Metrics"] = web.AppKey("metrics_key")
 request_id_key = web.RequestKey("request_id_key", str)
 tenant_key = web.RequestKey("tenant_key", TenantRow)
 scim_request_key = web.RequestKey("scim_request_key", ScimRequest)

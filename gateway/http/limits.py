@@ -109,6 +109,7 @@ class RequestGuard:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key id -> (tokens, at)
         self._failures: OrderedDict[str, tuple[float, int, float]] = OrderedDict()  # addr -> (window start, n, blocked until)
         self.rejected = 0  # 429s answered (per-key and per-address), for operators
+        self.on_reject: Callable[[str], None] | None = None  # the metrics' count_rate_limited(scope)
 
     def address(self, request: web.Request) -> str:
         return client_address(request, self.proxies)
@@ -175,7 +176,8 @@ class RequestGuard:
 
     def _reject(self, event: str, **kw: Any) -> None:
         self.rejected += 1
-        # metrics: count here (labelled by event) once the operations issue's metrics AppKey is on main
+        if self.on_reject is not None:
+            self.on_reject(event)  # scim_gateway_rate_limited_total{scope="rate_limited"|"auth_throttled"}
         log.info(event, **kw)
 
 
@@ -342,6 +344,10 @@ def handler_args(settings: Settings) -> dict[str, Any]:
 def setup(app: web.Application, settings: Settings) -> None:
     """Install the guard and the server limits on ``app`` (from ``create_app``)."""
     guard = app[guard_key] = RequestGuard(settings)
+    from gateway.http.appkeys import metrics_key
+
+    if metrics_key in app:
+        guard.on_reject = app[metrics_key].count_rate_limited
     _install_server(app, settings)
     try:
         from gateway.http.portal import login_limiter_key

@@ -11,7 +11,9 @@ import structlog
 from aiohttp import web
 
 from gateway.core.errors import ScimError
-from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.appkeys import client_key, gateway_key, metrics_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.metrics import observe
+from gateway.http.ops import QUIET_PATHS
 from gateway.http.scim import scim_response
 from gateway.identity import activity
 from gateway.pipeline import ShapedError
@@ -54,7 +56,8 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
             request_body=sreq.body if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
-            query=dict(request.query),
+            query=request.query_string,
+            headers={k.lower(): v for k, v in request.headers.items() if k.lower() in activity.RECORDED_HEADERS},
             max_payload=gw.settings.activity_max_payload_bytes,
             secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
@@ -64,6 +67,8 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in QUIET_PATHS:  # probes and scrapes: answered by themselves, kept out of the request log
+        return await handler(request)
     rid = request.headers.get("X-Request-Id", "")
     if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
         rid = f"{random.getrandbits(64):016x}"  # a correlation id, not a secret: no need for the OS's entropy
@@ -104,6 +109,10 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         status = error.status if error else (response.status if "response" in locals() else 500)
         if tenant is not None and request.path.startswith("/scim/"):
             await record_scim_request(request, tenant, status, error)
+        duration = time.perf_counter() - started
+        metrics = request.app[metrics_key]
+        if metrics.enabled:
+            observe(metrics, request, status, error, tenant.id if tenant else None, duration)
         log.info(
             "request",
             method=request.method,
@@ -111,6 +120,6 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             status=status,
             tenant=tenant.id if tenant else request.match_info.get("tenant_id"),
             client=request.get(client_key),
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            duration_ms=round(duration * 1000, 2),
             **({"scim_type": error.scim_type} if error and error.scim_type else {}),
         )

@@ -107,7 +107,23 @@ async def scim_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:
+    allowed = await _allowed_methods(request)
+    if allowed:  # the path exists, the method does not: 405 with Allow (RFC 9110 §15.5.6)
+        return web.json_response({"error": "method_not_allowed", "detail": f"{request.method} is not allowed on "
+                                  f"{redact(request.path)[:200]}: use {', '.join(sorted(allowed))}"}, status=405,
+                                 headers={"Allow": ", ".join(sorted(allowed))})
     raise NotFoundError(f"no endpoint at {redact(request.path)[:200]}")
+
+
+async def _allowed_methods(request: web.Request) -> set[str]:
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is request.match_info.route.resource:
+            continue
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    return allowed
 
 
 def constant_time_equals(a: str, b: str) -> bool:

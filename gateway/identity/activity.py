@@ -11,6 +11,7 @@ import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 import orjson
 import structlog
@@ -30,6 +31,8 @@ REDACTED = "[redacted]"
 _SECRET_NAMES = {"password", "secret", "token", "access_token", "refresh_token", "client_secret", "key", "api_key",
                  "apikey", "authorization", "bearer", "credentials"}
 _STATUS = {"created": 201, "deleted": 204}
+# request headers worth keeping with an exchange: they tell which client sent it and how (never credentials)
+RECORDED_HEADERS = frozenset({"user-agent", "content-type", "accept"})
 
 
 # Secrets that can hide in free text (an error detail quoting a header, a value pasted in the wrong
@@ -77,6 +80,16 @@ def redact(value: Any, also: frozenset[str] = frozenset()) -> Any:
     return value
 
 
+def redact_query(query: str) -> str:
+    """A query string with secrets masked in its decoded values (``filter=password eq "..."``); unchanged,
+    byte for byte, when there is nothing to mask."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    masked = [(k, redact(v)) for k, v in pairs]
+    if masked == pairs:
+        return str(redact(query))
+    return urlencode(masked, quote_via=quote)
+
+
 def cap_payload(value: Any, limit: int) -> Any:
     """``value`` when its JSON takes at most ``limit`` bytes, else a marker saying how much was cut,
     with the first ``limit`` bytes of the JSON text kept for diagnosis."""
@@ -122,20 +135,25 @@ async def record_request(
     request_body: Any,
     response_body: Any,
     error: Any | None,
-    query: dict[str, str] | None = None,
+    query: str = "",
+    headers: dict[str, str] | None = None,
     max_payload: int = 65_536,
     secret_names: frozenset[str] = frozenset(),
 ) -> None:
     """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
 
-    Path, query and payloads are redacted; each payload is capped at ``max_payload`` bytes of JSON.
+    ``query`` (the query string as received) and ``headers`` (those in :data:`RECORDED_HEADERS`) are
+    kept so ``activity export`` can turn the exchange back into the request the IdP sent. Path, query,
+    headers and payloads are redacted; each payload is capped at ``max_payload`` bytes of JSON.
     ``secret_names`` (lowercased) are redacted like ``password``: the tenant's writeOnly extension attributes.
     """
     if error is None and not tenant.log_successful_events:
         return
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
     if query:
-        data["query"] = redact(dict(query))
+        data["query"] = redact_query(query)
+    if headers:
+        data["headers"] = redact({k: v for k, v in headers.items() if k.lower() in RECORDED_HEADERS})
     if error is not None:
         data["scimType"] = error.scim_type
         data["detail"] = redact(error.detail)

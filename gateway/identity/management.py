@@ -470,3 +470,16 @@ __all__ = [
     "update_tenant",
     "user_view",
 ]
+
+
+# tenant deletion (operations, issue 11) ------------------------------------------------------------
+async def delete_tenant(store: Store, tenant_id: str) -> dict[str, Any]:
+    """Delete the tenant and all its data in one transaction: its keys stop authenticating at once.
+
+    Returns ``{"id", "deleted": true, "removed": {table: rows}}``; 404 ``not_found`` for an unknown tenant.
+    """
+    async with store.write() as tx:
+        removed = await tx.delete_tenant(tenant_id)
+    if removed is None:
+        raise _no_tenant(tenant_id)
+    return {"id": tenant_id, "deleted": True, "removed": removed}

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 
 class StoreConflict(Exception):
     """A write violated a uniqueness constraint (the backend's own error, translated)."""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be opened or used; the message is one line for an operator (no secret in it)."""
 
 
 @dataclass(slots=True)
@@ -289,6 +293,14 @@ class Reader(FeedReader, PortalReader, FastReader, Protocol):
         of some group) and whose stored roles differ from ``roles_not``."""
         ...
 
+    # --- operations (issue 11) ---
+    async def schema_versions(self) -> set[int]:
+        """The migration versions applied to this database."""
+        ...
+    async def count_activity(self) -> int:
+        """Activity events stored, all tenants (the metrics page's activity backlog)."""
+        ...
+
     # custom schema extensions (gateway/store/schemas.py) --------------------------------------
     async def list_tenant_schemas(self, tenant_id: str) -> list[SchemaRow]: ...
     async def get_tenant_schema(self, tenant_id: str, urn: str) -> SchemaRow | None:
@@ -315,6 +327,11 @@ class Tx(Reader, FeedTx, PortalTx, Protocol):
     async def clear_members(self, tenant_id: str, group_id: str) -> list[str]: ...
     async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None: ...
     async def prune_events(self, tenant_id: str, *, older_than: str | None, keep: int | None) -> int: ...
+    # --- operations (issue 11) ---
+    async def delete_tenant(self, tenant_id: str) -> dict[str, int] | None:
+        """Delete the tenant and every row of every table keyed by its tenant_id; the rows removed per
+        table (``tenants`` included), or None when there is no such tenant."""
+        ...
 
     # activity retention by size (gateway/store/activity_size.py) ----------------------------------
     async def prune_events_by_size(self, tenant_id: str, max_bytes: int) -> int: ...
@@ -332,6 +349,12 @@ class Tx(Reader, FeedTx, PortalTx, Protocol):
 
 class Store(Protocol):
     dialect: str
+    # --- operations (issue 11) ---
+    applied_migrations: list[int]
+    """The migrations the last ``open()`` applied (empty when the schema was already current)."""
+    on_timing: Callable[[str, float], None] | None
+    """Called with ("read" | "write", seconds) after each ``read()``/``write()`` block (metrics)."""
+    # --- change feed (issue 10) ---
     emit_events: bool  # False: write transactions drop their change-feed events (events switched off)
 
     async def open(self) -> None: ...

@@ -13,15 +13,19 @@ not be used again (the caller leaves the ``write()`` block, which rolls back).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
+from urllib.parse import urlsplit
 
 import asyncpg
+import structlog
 
-from gateway.store.base import Reader, StoreConflict, Tx
+from gateway.store.base import Reader, StoreConflict, StoreUnavailable, Tx
 from gateway.store.migrations import migration_scripts
 from gateway.store.conn import dumps
 from gateway.store.sql import SqlOps
@@ -156,6 +160,8 @@ def _conflict(exc: asyncpg.UniqueViolationError) -> StoreConflict:
 class _Conn:
     """sql.py's ``Conn`` over one asyncpg connection."""
 
+    dialect = "postgres"
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
@@ -250,6 +256,7 @@ class PostgresStore:
         drop_schema_on_close: bool = False,
         min_size: int = 1,
         max_size: int = 10,
+        connect_timeout: float = 0.0,
     ) -> None:
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"schema name {schema!r} must be a plain SQL identifier")
@@ -261,14 +268,41 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self.connect_timeout = connect_timeout  # total time open() keeps retrying an unreachable server
+        self.applied_migrations: list[int] = []
+        self.on_timing: Callable[[str, float], None] | None = None
         self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
 
     def _server_settings(self) -> dict[str, str]:
         # Every pooled connection resolves unqualified table names in our schema only.
         return {"search_path": f'"{self.schema}"'} if self.schema else {}
 
+    async def _connect_with_retry(self) -> asyncpg.Connection:
+        """Connect, retrying with back-off while the server is unreachable, for ``connect_timeout`` seconds."""
+        deadline = time.monotonic() + self.connect_timeout
+        delay = 0.25
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await asyncpg.connect(self.dsn, server_settings=self._server_settings(),
+                                             timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+            except _RETRYABLE as exc:
+                left = deadline - time.monotonic()
+                reason = _reason(exc)
+                if left <= 0:
+                    waited = f" (retried for {self.connect_timeout:g} s)" if self.connect_timeout else ""
+                    raise StoreUnavailable(f"cannot connect to PostgreSQL at {safe_dsn(self.dsn)}: {reason}{waited}") from None
+                _log.warning("database_unreachable", database=safe_dsn(self.dsn), reason=reason, attempt=attempt,
+                             retry_in_s=round(min(delay, left), 2))
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, 5.0)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+                # Wrong password, unknown database, malformed DSN: retrying cannot help.
+                raise StoreUnavailable(f"cannot use PostgreSQL at {safe_dsn(self.dsn)}: {_reason(exc)}") from None
+
     async def open(self) -> None:
-        conn = await asyncpg.connect(self.dsn, server_settings=self._server_settings())
+        conn = await self._connect_with_retry()
         try:
             await self._migrate(conn)
         finally:
@@ -300,6 +334,7 @@ class PostgresStore:
                     continue
                 await conn.execute(script)  # simple protocol: a script of several statements
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                self.applied_migrations.append(version)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -319,15 +354,47 @@ class PostgresStore:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
-        async with self._require_pool().acquire() as conn:
-            yield SqlOps(_Conn(conn))
+        started = time.perf_counter()
+        try:
+            async with self._require_pool().acquire() as conn:
+                yield SqlOps(_Conn(conn))
+        finally:
+            if self.on_timing is not None:
+                self.on_timing("read", time.perf_counter() - started)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
-        async with self._require_pool().acquire() as conn:
-            async with conn.transaction():
-                ops = SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
-                ops.emitting = self.emit_events
-                yield ops
-                # Last, so the tenant's outbox head is the last lock taken and is held only until COMMIT.
-                await ops.flush_outbox()
+        started = time.perf_counter()
+        try:
+            async with self._require_pool().acquire() as conn:
+                async with conn.transaction():
+                    ops = SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                    ops.emitting = self.emit_events
+                    yield ops
+                    # Last, so the tenant's outbox head is the last lock taken and is held only until COMMIT.
+                    await ops.flush_outbox()
+        finally:
+            if self.on_timing is not None:
+                self.on_timing("write", time.perf_counter() - started)
+
+
+# Connection failures worth waiting out at start-up: nothing listening yet, the server starting or
+# full, DNS not ready, a connect that timed out.
+_RETRYABLE = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+_log = structlog.get_logger("scim_gateway.store")
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def safe_dsn(dsn: str) -> str:
+    """``host:port/database`` of a DSN: never its password."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "postgresql://(invalid URL)"
+    return f"{host}{port}{parts.path or ''}"

@@ -20,6 +20,7 @@ from gateway.store.base import (
 from gateway.store.conn import Conn as Conn, dumps, loads
 from gateway.store.activity_size import ActivitySizeOps
 from gateway.store.fastread import FastReadOps
+from gateway.store.ops import OpsSql
 from gateway.store.outbox import OutboxOps
 from gateway.store.portal import PortalOps
 from gateway.store.schemas import SchemaOps
@@ -74,7 +75,7 @@ def _group(r: Any) -> ResourceRow:
 _BOUND_CANDIDATES = 1000
 
 
-class SqlOps(OutboxOps, PortalOps, SchemaOps, FastReadOps, ActivitySizeOps):
+class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, ActivitySizeOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:

@@ -8,13 +8,14 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+import time
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import aiosqlite
 
 from gateway.core.sqlfilter import SQLITE_FUNCTIONS
 from gateway.store.authcache import AuthCache
-from gateway.store.base import Reader, StoreConflict, Tx
+from gateway.store.base import Reader, StoreConflict, StoreUnavailable, Tx
 from gateway.store.migrations import migration_scripts
 from gateway.store.sql import SqlOps
 
@@ -164,33 +165,62 @@ class SqliteStore:
         self._batch: list[asyncio.Future[None]] = []  # transactions done, waiting for the group's COMMIT
         self._flusher: asyncio.Task[None] | None = None
         self.emit_events = True  # the gateway's events switch (SCIM_GATEWAY_EVENTS_ENABLED)
+        self.applied_migrations: list[int] = []
+        self.on_timing: Callable[[str, float], None] | None = None
         # key hash -> key and tenant, emptied by any commit (gateway.store.authcache); None for ":memory:",
         # whose single connection cannot see its own commits in data_version
         self.auth_cache: AuthCache | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in _PRAGMAS:
-            await db.execute(pragma)
-        # Case-insensitive comparisons in SQL must fold exactly as Python does (SQLite's lower() is ASCII-only).
-        for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
-            await db.create_function(name, nargs, fn, deterministic=True)
+        try:
+            for pragma in _PRAGMAS:
+                await db.execute(pragma)
+            # Case-insensitive comparisons in SQL must fold exactly as Python does (SQLite's lower() is ASCII-only).
+            for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
+                await db.create_function(name, nargs, fn, deterministic=True)
+        except BaseException:
+            await db.close()  # else its (non-daemon) thread keeps the process alive: a hang, not an error
+            raise
         return db
 
     def _connect_sync(self, *, read_only: bool = False) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        for pragma in (*_PRAGMAS[1:], "PRAGMA query_only = ON") if read_only else _PRAGMAS:
-            db.execute(pragma)
-        for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
-            db.create_function(name, nargs, fn, deterministic=True)
+        try:
+            for pragma in (*_PRAGMAS[1:], "PRAGMA query_only = ON") if read_only else _PRAGMAS:
+                db.execute(pragma)
+            for name, (nargs, fn) in SQLITE_FUNCTIONS.items():
+                db.create_function(name, nargs, fn, deterministic=True)
+        except BaseException:
+            db.close()
+            raise
         return db
 
     async def open(self) -> None:
+        """Connect and migrate; :class:`StoreUnavailable` with a one-line reason when the file can't serve.
+
+        A missing directory is an error, never created silently (a mistyped path would grow a tree).
+        """
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                raise StoreUnavailable(f"cannot open SQLite database {self.path}: directory {parent} does not exist")
+        try:
+            await self._open()
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            message = str(exc)
+            if "not a database" in message or "malformed" in message:
+                raise StoreUnavailable(f"{self.path} is not a SQLite database ({message})") from None
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {message}") from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._writer = self._connect_sync()
-        await self._to_end(lambda: self._migrate(self._writer))
+        self.applied_migrations = await self._to_end(lambda: self._migrate(self._writer))
         if self.path == ":memory:":
             self._point = self._writer
         else:
@@ -204,18 +234,22 @@ class SqliteStore:
         self._cycle = itertools.cycle(self._readers) if self._readers else None
 
     @staticmethod
-    def _migrate(db: sqlite3.Connection | None) -> None:
+    def _migrate(db: sqlite3.Connection | None) -> list[int]:
+        """Apply pending migrations; the versions applied."""
         assert db is not None
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT)")
         done = {r[0] for r in db.execute("SELECT version FROM schema_migrations").fetchall()}
+        applied: list[int] = []
         for version, script in migration_scripts("sqlite"):
             if version in done:
                 continue
+            applied.append(version)
             # executescript commits; wrap the script and its bookkeeping in one explicit transaction.
             db.executescript(
                 f"BEGIN IMMEDIATE;\n{script}\n"
                 f"INSERT INTO schema_migrations VALUES ({version}, datetime('now'));\nCOMMIT;"
             )
+        return applied
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -240,10 +274,32 @@ class SqliteStore:
             yield SqlOps(_SyncConn(self._point), scan_conn=_ThreadConn(self._point, self._to_end))
             return
         scan = _Conn(next(self._cycle))
-        yield SqlOps(_SyncConn(self._point), scan_conn=scan)
+        timing = self.on_timing
+        if timing is None:
+            yield SqlOps(_SyncConn(self._point), scan_conn=scan)
+            return
+        started = time.perf_counter()
+        try:
+            yield SqlOps(_SyncConn(self._point), scan_conn=scan)
+        finally:
+            timing("read", time.perf_counter() - started)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
+        timing = self.on_timing
+        if timing is None:
+            async with self._write() as tx:
+                yield tx
+            return
+        started = time.perf_counter()  # waiting for the lock and the group's COMMIT included
+        try:
+            async with self._write() as tx:
+                yield tx
+        finally:
+            timing("write", time.perf_counter() - started)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Tx]:
         db = self._writer
         assert db is not None, "store is not open"
         self._waiting += 1

@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from gateway import hookimpl
+from gateway.selftest.sequence import load as load_sequence
 from gateway.types import Client, ScimRequest, Tenant
 
 NAME = "entra"
@@ -381,3 +382,11 @@ def scim_normalize_patch(client: Client, request: ScimRequest, operations: list[
     for raw in operations:
         rewritten.extend(_normalize_op(raw) if isinstance(raw, dict) else [raw])
     operations[:] = rewritten
+
+
+@hookimpl
+def scim_selftest_sequence(idp: str) -> dict[str, Any] | None:
+    """The sequence TUT documents (``selftest.json``, next to ``tests/samples``; each step names the
+    sample it mirrors): Test Connection, match by query, create, PATCH updates, disable, groups,
+    members added and removed, delete."""
+    return load_sequence(__name__) if idp == NAME else None

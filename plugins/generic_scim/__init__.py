@@ -16,7 +16,10 @@ It is also the template for a new IdP plugin:
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway import hookimpl
+from gateway.selftest.sequence import load as load_sequence
 from gateway.types import ScimRequest, Tenant
 
 NAME = "generic"
@@ -26,3 +29,10 @@ NAME = "generic"
 def scim_identify_client(request: ScimRequest, tenant: Tenant) -> str | None:
     """Claim every request no other IdP plugin recognised (RFC 7644 clients in general)."""
     return NAME
+
+
+@hookimpl
+def scim_selftest_sequence(idp: str) -> dict[str, Any] | None:
+    """A plain RFC 7644 client (``selftest.json``): discovery, user create/read/replace/patch,
+    group membership, delete; each expectation cites the RFC section it rests on."""
+    return load_sequence(__name__) if idp == NAME else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import hookimpl
+from gateway.selftest.sequence import load as load_sequence
 from gateway.types import Client, ScimRequest, Tenant
 
 NAME = "okta"
@@ -81,3 +82,11 @@ def scim_normalize_patch(client: Client, request: ScimRequest, operations: list[
             for key in [k for k in value if isinstance(k, str) and k.lower() == "id"]:
                 if request.resource_id is None or value[key] == request.resource_id:
                     del value[key]
+
+
+@hookimpl
+def scim_selftest_sequence(idp: str) -> dict[str, Any] | None:
+    """The sequence Okta plays, from REF and SPEC (``selftest.json``, next to ``tests/samples``; each
+    step names the sample it mirrors): Test API Credentials, the pre-create lookup, create, 409,
+    PUT profile push, PATCH deactivation, Push Groups, import paging."""
+    return load_sequence(__name__) if idp == NAME else None

@@ -60,7 +60,7 @@ def test_cli_sso_users_roles_and_activity(cli: Cli) -> None:
     again = cli("sso", "sign-in", t["id"], "--user-name", "ann@example.com", "--attributes", '{"roles": ["Admin"]}')
     assert again["roles"] == ["Admin"] and again["roles_source"] == "role_mapping"
     cli("tenants", "update", t["id"], "--scim", "on")
-    rejected = cli("sso", "sign-in", t["id"], "--user-name", "bob@example.com", code=2)
+    rejected = cli("sso", "sign-in", t["id"], "--user-name", "bob@example.com", code=5)
     assert rejected["reason"] == "scim_required_user_not_provisioned"
     assert cli("activity", t["id"]) == []  # JIT and admin actions are not SCIM events
     assert cli("activity", t["id"], "--type", "scim_error") == []

@@ -478,3 +478,11 @@ async def test_entra_string_booleans_and_manager_everywhere(etenant: Any) -> Non
     assert body["active"] is False and body[ENTERPRISE]["manager"]["value"] == "m-1"
     assert {"value": "x@contoso.com", "type": "other", "primary": True} in body["emails"]
     assert [(r["value"], r.get("primary")) for r in body["roles"]] == [("Owner", True)]
+
+
+def test_hook_scim_selftest_sequence_entra_ships_its_sequence() -> None:
+    from gateway.selftest.sequence import parse
+
+    seq = parse(run_hook(entra_plugin, "scim_selftest_sequence", idp="entra"))
+    assert seq.idp == "entra" and seq.steps[0].stop_on_failure
+    assert run_hook(entra_plugin, "scim_selftest_sequence", idp="okta") is None

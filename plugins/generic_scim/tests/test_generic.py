@@ -25,3 +25,11 @@ async def test_generic_errors_tell_the_developer_what_to_fix(scim: ScimClient) -
 async def test_generic_answers_unrecognised_requests_on_auto_tenants(scim: ScimClient) -> None:
     status, body, _ = await scim.get("/Users", params={"filter": 'userName eq "7d5b8d7a-3f0e-4c53-9d8a-2b9e6a1f4c11"'})
     assert status == 200 and body["totalResults"] == 0 and body["Resources"] == []
+
+
+def test_hook_scim_selftest_sequence_generic_ships_its_sequence() -> None:
+    from gateway.selftest.sequence import parse
+
+    seq = parse(run_hook(generic_plugin, "scim_selftest_sequence", idp="generic"))
+    assert seq.idp == "generic" and seq.steps[0].stop_on_failure
+    assert run_hook(generic_plugin, "scim_selftest_sequence", idp="okta") is None

@@ -187,3 +187,11 @@ def test_hook_scim_normalize_patch_okta_leaves_deactivate_alone() -> None:
     ops = load_sample(HERE, "12_patch_deactivate")["request"]["body"]["Operations"]
     run_hook(okta_plugin, "scim_normalize_patch", request=make_request("PATCH", "/Users/u1"), operations=ops)
     assert ops == [{"op": "replace", "value": {"active": False}}]
+
+
+def test_hook_scim_selftest_sequence_okta_ships_its_sequence() -> None:
+    from gateway.selftest.sequence import parse
+
+    seq = parse(run_hook(okta_plugin, "scim_selftest_sequence", idp="okta"))
+    assert seq.idp == "okta" and seq.steps[0].stop_on_failure
+    assert run_hook(okta_plugin, "scim_selftest_sequence", idp="entra") is None

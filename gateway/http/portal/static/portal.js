@@ -503,7 +503,67 @@
       field("Identity provider", idp, "auto recognises Okta and Entra ID on each request; pick yours to pin it."),
       status.el,
       h("div", { class: "buttons" }, h("button", { type: "submit" }, "Save")));
-    panel.replaceChildren(h("div", { class: "split" }, h("section", { class: "col" }, form), guide(tenant)));
+    panel.replaceChildren(h("div", { class: "split" }, h("div", { class: "col" }, h("section", {}, form), testConnection(tenant)),
+      guide(tenant)));
+  }
+
+  // "Test connection": the gateway plays the chosen IdP's documented provisioning sequence against this
+  // tenant (POST /tenants/{id}/selftest) and the page lists every step with its verdict.
+  function testConnection(tenant) {
+    const status = statusArea();
+    const played = session.idps.filter((n) => n !== "auto");
+    const sel = h("select", {});
+    const preferred = played.includes(tenant.idp) ? tenant.idp : played[0];
+    for (const name of played) sel.append(h("option", { value: name, selected: name === preferred }, name));
+    const results = h("div", { class: "selftest" });
+    const run = h("button", { type: "submit", class: "secondary" }, "Test connection");
+    const form = h("form", { "aria-label": "Test connection", onsubmit: async (ev) => {
+      ev.preventDefault();
+      run.disabled = true;
+      results.replaceChildren();
+      status.show("info", `Playing the ${sel.value} provisioning sequence against this tenant…`);
+      const report = await attempt(status, () => api("POST", `/tenants/${encodeURIComponent(tenant.id)}/selftest`, { idp: sel.value }),
+        "Could not run the test");
+      run.disabled = false;
+      if (!report) return;
+      const steps = report.steps;
+      const failed = steps.filter((s) => s.result === "fail").length;
+      const notRun = steps.filter((s) => s.result === "not_run").length;
+      status.show(report.passed ? "ok" : "error", report.passed
+        ? `Connection test passed: all ${steps.length} steps behaved as ${sel.value} expects. What the test created was removed.`
+        : `Connection test failed: ${failed} of ${steps.length} steps failed` + (notRun ? `, ${notRun} not run.` : "."));
+      results.replaceChildren(h("ol", { class: "steps selftest-steps", "aria-label": "Test connection steps" }, steps.map(stepItem)));
+    } },
+      h("h2", {}, "Test connection"),
+      h("p", { class: "hint" }, "Plays your IdP's documented provisioning requests, in order, against this tenant: test users and a group are created, checked and removed."),
+      field("Sequence of", sel, "The IdP whose requests to play."),
+      status.el,
+      h("div", { class: "buttons" }, run));
+    return h("section", { class: "selftest-box" }, form, results);
+  }
+
+  function stepItem(s) {
+    const label = { pass: "Pass", fail: "Fail", not_run: "Not run" }[s.result] || s.result;
+    const sent = s.sent ? `${s.sent.method} ${shortUrl(s.sent.url)}` : "";
+    const got = s.received ? ` → ${s.received.status}` : "";
+    const kids = [h("span", { class: `pill ${s.result === "pass" ? "on" : s.result === "fail" ? "bad" : "off"}` }, label), " ",
+      h("strong", {}, s.name.replace(/_/g, " ")), " ", h("code", {}, sent + got)];
+    if (s.result === "fail") {
+      kids.push(h("p", { class: "hint" }, s.reason));
+      if (s.idp_would) kids.push(h("p", { class: "hint" }, `The IdP would: ${s.idp_would}`));
+      kids.push(h("p", { class: "hint" }, `Source: ${s.doc}`));
+    } else if (s.result === "not_run") {
+      kids.push(h("p", { class: "hint" }, s.reason));
+    }
+    return h("li", { "data-result": s.result }, kids);
+  }
+
+  function shortUrl(url) {
+    const i = url.indexOf("/scim/v2/");
+    if (i < 0) return url;
+    const rest = url.slice(i + "/scim/v2/".length);
+    const j = rest.indexOf("/");
+    return j < 0 ? "/" : decodeURIComponent(rest.slice(j));
   }
 
   function guide(tenant) {

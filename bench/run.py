@@ -622,18 +622,26 @@ def build_table(res: dict[str, Any]) -> str:
         need = 0.25 if sc == "create" else 0.5
         add(f"{SCENARIO_LABELS[sc]}  req/s (small)", g(sc, "small"), g(sc, "base-small"), g(sc, "bare"), g(sc, "peer"),
             f"≥ {need} of bare", None if f_ is None else f_ >= need)
+        # On a shared machine throughput follows each process's share of the CPU; CPU per request does not:
+        # bare CPU/req ÷ ours is the fraction of the ceiling each would reach on a core of its own.
+        cpu = {t: g(sc, t, "cpu_ms_per_req") for t in ("small", "base-small", "bare", "peer")}
+        by_cpu = ratio(cpu["bare"], cpu["small"])
+        rows.append(["  same, server CPU ms/req", fmt(cpu["small"], 3), fmt(cpu["base-small"], 3),
+                     fmt(ratio(cpu["base-small"], cpu["small"]), 2), fmt(cpu["bare"], 3), fmt(by_cpu, 2),
+                     fmt(cpu["peer"], 3), fmt(ratio(cpu["peer"], cpu["small"]), 1),
+                     f"bare/ours ≥ {need}", verdict(None if by_cpu is None else by_cpu >= need)])
     if "group_patch" in sm:
         x = ratio(g("group_patch", "small"), g("group_patch", "base-small"))
         add(f"{SCENARIO_LABELS['group_patch']}  req/s ({cfg['small_members']} members)", g("group_patch", "small"),
             g("group_patch", "base-small"), None, g("group_patch", "peer"), "≥ 2× baseline", None if x is None else x >= 2)
-        flat = ratio(g("group_patch", "small"), g("group_patch", "large"))
+        flat = ratio(g("group_patch", "large", "cpu_ms_per_req"), g("group_patch", "small", "cpu_ms_per_req"))
         add(f"  same, {cfg['large_members']:,} members  req/s", g("group_patch", "large"), g("group_patch", "base-large"),
-            None, None, f"small/large ≤ 2 ({fmt(flat, 2)})", None if flat is None else flat <= 2)
+            None, None, f"CPU/req large/small ≤ 2 ({fmt(flat, 2)})", None if flat is None else flat <= 2)
     for sc in ("get_by_id", "username_eq"):
         if sc in sm:
-            flat = ratio(g(sc, "small"), g(sc, "large"))
+            flat = ratio(g(sc, "large", "cpu_ms_per_req"), g(sc, "small", "cpu_ms_per_req"))
             add(f"{SCENARIO_LABELS[sc]}  req/s (large)", g(sc, "large"), g(sc, "base-large"), None, None,
-                f"small/large ≤ 2 ({fmt(flat, 2)})", None if flat is None else flat <= 2)
+                f"CPU/req large/small ≤ 2 ({fmt(flat, 2)})", None if flat is None else flat <= 2)
     for sc in ("username_co", "email_co", "displayname_sw", "externalid_ew"):
         if sc not in sm:
             continue
@@ -719,7 +727,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def gateway_server(name: str, src: Path, database: str, port: int, workdir: Path, args: argparse.Namespace,
                    *, workers: int = 1) -> Server:
-    env = {"SCIM_GATEWAY_LOG_LEVEL": args.log_level, "SCIM_GATEWAY_LOG_JSON": "true", "SCIM_GATEWAY_DATABASE": ""}
+    env = {"SCIM_GATEWAY_LOG_LEVEL": args.log_level, "SCIM_GATEWAY_LOG_JSON": "true", "SCIM_GATEWAY_DATABASE": "",
+           # every feature on, the per-key rate limiter included, with a limit the benchmark's load stays under
+           "SCIM_GATEWAY_RATE_LIMIT_PER_SECOND": "1000000", "SCIM_GATEWAY_RATE_LIMIT_BURST": "1000000"}
     if args.loop == "uvloop":
         env["SCIM_GATEWAY_LOOP"] = "uvloop"
     if src != ROOT:

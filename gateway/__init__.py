@@ -17,7 +17,7 @@ from gateway.core.errors import (
     ScimError,
     UniquenessError,
 )
-from gateway.types import Change, Client, ScimRequest, Tenant
+from gateway.types import Change, Client, ScimRequest, Stash, StashKey, Tenant
 
 hookimpl = pluggy.HookimplMarker("scim_gateway")
 
@@ -32,6 +32,8 @@ __all__ = [
     "NoTargetError",
     "ScimError",
     "ScimRequest",
+    "Stash",
+    "StashKey",
     "Tenant",
     "UniquenessError",
     "hookimpl",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from typing import Any, AsyncIterator, Iterable
 
 import structlog
 from aiohttp import web
 
 from gateway.events.runtime import feed_tasks
-from gateway.http import limits, openapi, ops
+from gateway.http import admin, events, limits, openapi, ops, portal
 from gateway.http.appkeys import gateway_key, metrics_key
 from gateway.http.middleware import edge_middleware
 from gateway.http.scim import not_found, setup_routes
@@ -46,7 +45,9 @@ def create_app(
     openapi.setup_routes(app)  # before the SCIM routes, whose /scim/v2/{tenant_id} would match its path
     setup_routes(app)
     ops.setup_routes(app)
-    _setup_optional(app)
+    admin.setup_routes(app)
+    events.setup_routes(app)
+    portal.setup_routes(app)
     setup_selftest_routes(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.cleanup_ctx.append(_lifecycle)
@@ -77,24 +78,12 @@ def _metrics(settings: Settings, store: Store) -> Metrics:
     return m
 
 
-def _setup_optional(app: web.Application) -> None:
-    """Admin API and portal, when their modules are present."""
-    for module in ("gateway.http.admin", "gateway.http.events", "gateway.http.portal"):
-        try:
-            mod = __import__(module, fromlist=["setup_routes"])
-        except ImportError:
-            continue
-        mod.setup_routes(app)
-
-
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     gw = app[gateway_key]
     await gw.store.open()
     try:
-        for impl in gw.plugins.hook.scim_startup.get_hookimpls():
-            out = impl.function(gateway=gw)
-            if inspect.isawaitable(out):
-                await out
+        gw.check_plugin_settings()
+        await gw.plugins.startup(gw)
         task = asyncio.create_task(_housekeeping(gw))
         retention = asyncio.create_task(activity.retention_loop(gw.store, gw.settings))
         feed = feed_tasks(gw.store, gw.settings)
@@ -110,6 +99,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 await gw.flush_key_usage()
             except Exception:
                 log.exception("key_usage_flush_failed")
+            await gw.activity.close()
             log.info("background_tasks_stopped", tasks=["housekeeping", "activity_retention"])
     finally:
         # always release the database: its worker threads would otherwise keep the process alive

@@ -1,6 +1,8 @@
 """The plugin contract: every hook scim-gateway calls, in the order it calls them.
 
-Hooks are called with keyword arguments. Per-request hooks run only on the plugin identified
+Hooks are called through pluggy with keyword arguments, so an implementation may take fewer
+parameters than its spec; order is pluggy's (tryfirst, explicit plugins, third-party plugins by
+entry-point name, built-ins by name, trylast). Per-request hooks run only on the plugin identified
 for the request (see :func:`scim_identify_client`) plus cross-cutting plugins (plugins that do
 not implement ``scim_identify_client``), so one IdP's fixes never touch another IdP's traffic.
 
@@ -30,8 +32,9 @@ hookspec = pluggy.HookspecMarker("scim_gateway")
 def scim_startup(gateway: Any) -> None:
     """Called once when the application starts, before it serves requests. May be a coroutine.
 
-    ``gateway`` is the :class:`gateway.runtime.Gateway` (settings, store). Validate the plugin's own
-    settings here and raise to refuse to start with a bad configuration.
+    ``gateway`` is the :class:`gateway.runtime.Gateway` (settings, store). Read the plugin's own
+    settings with ``gateway.plugin_settings(name)`` (``SCIM_GATEWAY_PLUGIN_<NAME>__<KEY>``), validate
+    them here and raise to refuse to start with a bad configuration.
     """
 
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +44,6 @@ async def handle(gw: Gateway, request: ScimRequest, tenant: TenantRow) -> Outcom
     """Run one SCIM request for ``tenant`` (the stored row behind ``request.tenant``) through the hooks
     and the core. ScimErrors propagate to the HTTP layer."""
     client = identify(gw, request)
-    request.stash["client"] = client.name
     hooks = gw.plugins.hooks_for(client.name)
     try:
         result = await _dispatch(gw, hooks, client, request, tenant)
@@ -55,7 +53,7 @@ async def handle(gw: Gateway, request: ScimRequest, tenant: TenantRow) -> Outcom
         raise _Shaped(exc, body, client.name) from exc
     hooks.scim_shape_response(client=client, request=request, status=result.status, body=result.body)
     for change in result.changes:
-        await _notify(gw, hooks, client, change)
+        await gw.plugins.notify(hooks.scim_resource_changed, client=client, change=change)
     return Outcome(result.status, result.body, result.headers, client.name)
 
 
@@ -70,16 +68,6 @@ class _Shaped(Exception):
 
 
 ShapedError = _Shaped
-
-
-async def _notify(gw: Gateway, hooks: Any, client: Client, change: Any) -> None:
-    for impl in hooks.scim_resource_changed.get_hookimpls():
-        try:
-            out = impl.function(client=client, change=change)
-            if inspect.isawaitable(out):
-                await out
-        except Exception:  # notification hooks never fail a committed request
-            log.exception("resource_changed_hook_failed", extra={"plugin": impl.plugin_name})
 
 
 def _body_object(request: ScimRequest) -> dict[str, Any]:

@@ -36,12 +36,25 @@ class Gateway:
         # Roles first, so the provisioning event describes the change with its roles already applied.
         self.service.listeners.append(roles.role_listener)
         self.service.listeners.append(activity.provisioning_listener)
+        self.activity = activity.ActivityWriter(store)
         # The change feed: events in the change's own transaction (off: the store drops them, no listener).
         store.emit_events = settings.events_enabled
         if settings.events_enabled:
             self.service.listeners.append(outbox_listener)
         self.bulk_supported = _bulk_available()
         self._touched: dict[str, float] = {}
+
+    def plugin_settings(self, name: str) -> dict[str, str]:
+        """The settings for plugin ``name`` (``SCIM_GATEWAY_PLUGIN_<NAME>__<KEY>``); validate them in ``scim_startup``."""
+        return self.settings.plugin_settings(name)
+
+    def check_plugin_settings(self) -> None:
+        """Settings addressed to a plugin that is not registered are a misspelling: refuse to start."""
+        known = {n.lower().replace("-", "_") for n in self.plugins.names()}
+        unknown = sorted(set(self.settings.plugin_config) - known)
+        if unknown:
+            raise ValueError(f"settings given for unknown plugin(s) {', '.join(unknown)}; installed: "
+                             f"{', '.join(sorted(known - {'core'}))}")
 
     def touch_key(self, key_id: str) -> None:
         """Remember a key's last use; flushed in batches so a read never waits on a write."""

@@ -8,11 +8,12 @@ field one.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, Field, ValidationError
 
 ENV_PREFIX = "SCIM_GATEWAY_"
+PLUGIN_ENV_PREFIX = ENV_PREFIX + "PLUGIN_"
 _SECRET_PARTS = ("token", "secret", "password")
 
 
@@ -50,6 +51,11 @@ class Settings(BaseModel):
     metrics_token: str | None = Field(None, description="Bearer token /metrics requires; unset = /metrics is open")
     metrics_tenant_label: bool = Field(
         False, description="Add a tenant label to request metrics (one series per tenant: mind the cardinality)")
+    # --- plugin settings (issue 8) ---
+    plugin_config: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per-plugin settings: {plugin name: {key: value}}; from SCIM_GATEWAY_PLUGIN_<NAME>__<KEY>",
+    )
     # --- change feed: events API and webhooks (issue 10) ---
     events_enabled: bool = Field(True, description="Write change-feed events (outbox) in each change's transaction")
     events_retention_days: float = Field(30, gt=0, description="Events older than this are pruned; older cursors get 410")
@@ -99,6 +105,9 @@ class Settings(BaseModel):
             if raw is not None and raw != "":
                 values[name] = raw
                 source[name] = env_name(name)
+        plugin_config = plugin_settings_from_env(env)
+        if plugin_config:
+            values["plugin_config"] = plugin_config
         for k, v in overrides.items():
             if v is not None:
                 values[k] = v
@@ -107,6 +116,10 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsError(_describe(exc, source, values)) from None
+
+    def plugin_settings(self, name: str) -> dict[str, str]:
+        """The settings given to plugin ``name`` (its entry-point name); keys lower-case."""
+        return dict(self.plugin_config.get(_plugin_key(name), {}))
 
     def base_url(self) -> str:
         if self.public_url:
@@ -119,6 +132,28 @@ class Settings(BaseModel):
 
     def scim_url(self, tenant_id: str) -> str:
         return f"{self.base_url()}/scim/v2/{tenant_id}"
+
+
+def _plugin_key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def plugin_settings_from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``SCIM_GATEWAY_PLUGIN_<NAME>__<KEY>=value`` -> ``{name: {key: value}}`` (names and keys lower-cased).
+
+    The double underscore separates the plugin name from the key, so names and keys may contain
+    single underscores (``SCIM_GATEWAY_PLUGIN_MY_IDP__API_REGION`` is key ``api_region`` of ``my_idp``,
+    which is also how the plugin ``my-idp`` is spelt in a variable name).
+    """
+    out: dict[str, dict[str, str]] = {}
+    for var, value in env.items():
+        if not var.upper().startswith(PLUGIN_ENV_PREFIX):
+            continue
+        name, sep, key = var[len(PLUGIN_ENV_PREFIX):].partition("__")
+        if not sep or not name or not key:
+            raise ValueError(f"{var}: plugin settings are named {PLUGIN_ENV_PREFIX}<PLUGIN>__<KEY>")
+        out.setdefault(_plugin_key(name), {})[key.lower()] = value
+    return out
 
 
 def _describe(exc: ValidationError, source: dict[str, str], values: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from gateway.app import create_app
 from gateway.core import routes
 from gateway.http.appkeys import gateway_key
 from gateway.identity.tenants import create_api_key, create_tenant
+from gateway.plugin_manager import entry_point_name
 from gateway.selftest.sequence import contains
 from gateway.settings import Settings
 from gateway.store.base import TenantRow
@@ -135,21 +136,24 @@ async def add_tenant(app: web.Application, name: str, *, idp: str = "auto", scim
     return tenant, key.key
 
 
-def run_hook(plugin: Any, hook: str, **kwargs: Any) -> Any:
+def run_hook(plugin: Any, hook: str, *, plugin_name: str | None = None, **kwargs: Any) -> Any:
     """Call ``hook`` on ``plugin`` alone (no server, no other plugin) and return its result.
 
     Arguments are passed as the gateway passes them; the dicts you hand in are edited in place,
-    exactly as in production. ``request`` and ``client`` default to plain GET ones.
+    exactly as in production. ``request`` and ``client`` default to plain GET ones. The plugin is
+    registered under ``plugin_name``, else its entry-point name, else ``plugin-under-test``.
+    The call goes through pluggy, so an implementation may declare fewer parameters than the spec.
     """
     pm = pluggy.PluginManager("scim_gateway")
     pm.add_hookspecs(hookspecs)
-    pm.register(plugin, name=getattr(plugin, "NAME", "plugin-under-test"))
+    name = plugin_name or entry_point_name(plugin) or "plugin-under-test"
+    pm.register(plugin, name=name)
     caller = getattr(pm.hook, hook)
     params = caller.spec.argnames if caller.spec else ()
     if "request" in params and "request" not in kwargs:
         kwargs["request"] = make_request()
     if "client" in params and "client" not in kwargs:
-        kwargs["client"] = Client(getattr(plugin, "NAME", "plugin-under-test"))
+        kwargs["client"] = Client(name)
     if "tenant" in params and "tenant" not in kwargs:
         kwargs["tenant"] = kwargs["request"].tenant
     return caller(**kwargs)

@@ -4,9 +4,70 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Generic, Mapping, TypeVar, cast
 
-__all__ = ["Change", "Client", "ScimRequest", "Tenant"]
+__all__ = ["Change", "Client", "ScimRequest", "Stash", "StashKey", "Tenant"]
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class StashKey(Generic[T]):
+    """A typed key into a :class:`Stash`; make one per piece of state, at module level::
+
+        seen_key = StashKey[list[str]]("myidp.seen")
+
+    Keys compare by identity, so two plugins can never collide on a name.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"StashKey({self.name!r})"
+
+
+class Stash:
+    """Per-request state a plugin shares between its own hooks, keyed by :class:`StashKey` (pytest's
+    ``Stash`` idea): ``request.stash[seen_key] = []``, then ``request.stash[seen_key]`` is typed."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self) -> None:
+        self._data: dict[StashKey[Any], object] = {}
+
+    @staticmethod
+    def _check(key: object) -> None:
+        if not isinstance(key, StashKey):
+            raise TypeError(f"stash keys are StashKey objects, not {type(key).__name__}: use StashKey[T]()")
+
+    def __setitem__(self, key: StashKey[T], value: T) -> None:
+        self._check(key)
+        self._data[key] = value
+
+    def __getitem__(self, key: StashKey[T]) -> T:
+        self._check(key)
+        return cast(T, self._data[key])
+
+    def get(self, key: StashKey[T], default: D) -> T | D:
+        self._check(key)
+        return cast("T | D", self._data.get(key, default))
+
+    def setdefault(self, key: StashKey[T], default: T) -> T:
+        self._check(key)
+        return cast(T, self._data.setdefault(key, default))
+
+    def __delitem__(self, key: StashKey[T]) -> None:
+        self._check(key)
+        del self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +104,7 @@ class ScimRequest:
     body: Any
     tenant: Tenant
     request_id: str = ""
-    stash: dict[str, Any] = field(default_factory=dict)
+    stash: Stash = field(default_factory=Stash)
 
 
 @dataclass(slots=True)
@@ -51,7 +112,7 @@ class Client:
     """The identified IdP client: ``name`` is the plugin name (``okta``, ``entra``, ``generic``...)."""
 
     name: str
-    stash: dict[str, Any] = field(default_factory=dict)
+    stash: Stash = field(default_factory=Stash)
 
 
 @dataclass(slots=True)

@@ -49,6 +49,7 @@ def test_cli_keys_create_for_unknown_tenant_fails_cleanly(tmp_path: Path, capsys
     assert "no tenant" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 async def test_serve_plain_rfc_client_sequence(server: dict[str, str]) -> None:
     base = server["url"]
     headers = {"Authorization": f"Bearer {server['key']}", "Content-Type": "application/scim+json"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from httpx2 import Client
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
@@ -20,6 +21,7 @@ def _run_checks(url: str, key: str) -> list[Any]:
         return list(check_server(client))
 
 
+@pytest.mark.slow
 async def test_conformance_scim2_tester_every_check_passes(server: dict[str, str]) -> None:
     results = await asyncio.to_thread(_run_checks, server["url"], server["key"])
     assert len(results) > 100  # discovery, CRUD of Users and Groups, PATCH per attribute, misc

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from gateway.identity.tenants import create_api_key, create_tenant
 from gateway.store.sqlite import SqliteStore
@@ -38,6 +39,7 @@ def _wait(port: int) -> None:
     raise AssertionError("server did not start")
 
 
+@pytest.mark.slow
 async def test_kill_9_under_write_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
     db = tmp_path / "durable.db"
     store = SqliteStore(str(db))

@@ -198,3 +198,110 @@ def test_route_table_methods_and_unknown_paths() -> None:
     assert routes.match("/Users/a/b") is None and routes.match("/") is None
     with pytest.raises(NotFoundError):
         routes.resolve("/Widgets")
+
+
+# -- work done once ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement the SQLite store runs, in order."""
+    from gateway.store import sqlite
+
+    seen: list[str] = []
+    for cls in (sqlite._Conn, sqlite._SyncConn):
+        for name in ("fetch", "fetchrow", "execute", "executemany"):
+            original = getattr(cls, name)
+
+            def wrapped(self: Any, sql: str, *args: Any, _original: Any = original) -> Any:
+                seen.append(sql)
+                return _original(self, sql, *args)
+
+            monkeypatch.setattr(cls, name, wrapped)
+    return seen
+
+
+async def test_list_groups_loads_members_for_the_whole_page_at_once(scim: ScimClient, statements: list[str]) -> None:
+    users = [(await scim.create_user(f"m{i}@example.com"))["id"] for i in range(3)]
+    counts = []
+    for total in (2, 6):
+        while len([s for s in (await scim.get("/Groups"))[1]["Resources"]]) < total:
+            await scim.create_group(f"g{len(counts)}-{len(statements)}", members=users)
+        statements.clear()
+        status, body, _ = await scim.get("/Groups")
+        assert status == 200 and len(body["Resources"]) == total
+        assert all(len(g["members"]) == 3 for g in body["Resources"])
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts  # statements per page do not grow with the groups on it
+
+
+async def test_create_with_the_default_correlation_runs_no_lookup_and_still_refuses_duplicates(
+    scim: ScimClient, statements: list[str]
+) -> None:
+    await scim.create_user("Okta.User@example.com")
+    lookups = [s for s in statements if s.lstrip().upper().startswith("SELECT") and " FROM users" in s]
+    assert lookups == []  # the UNIQUE index on the folded userName is the check
+    status, err, _ = await scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "okta.user@EXAMPLE.com"})
+    assert status == 409 and err["scimType"] == "uniqueness"  # Okta stops on exactly this
+
+
+class LockProbe:
+    """Records whether the store's write lock is held while its correlation hook runs."""
+
+    def __init__(self) -> None:
+        self.locked: list[bool] = []
+        self.gateway: Any = None
+
+    @hookimpl
+    def scim_startup(self, gateway: Any) -> None:
+        self.gateway = gateway
+
+    @hookimpl
+    def scim_correlation_filter(self, resource: dict[str, Any]) -> str | None:
+        self.locked.append(self.gateway.store._write_lock.locked())
+        return f'externalId eq "{resource.get("externalId")}"'
+
+
+async def test_correlation_hooks_run_outside_the_write_lock(aiohttp_client: Any, tmp_path: Path) -> None:
+    probe = LockProbe()
+    client = await aiohttp_client(build_app(tmp_path / "c.db", plugins=[("probe", probe)]))
+    tenant, key = await add_tenant(client.app, "Locks")
+    scim = ScimClient(client, tenant, key)
+    await scim.create_user("a@example.com", externalId="ext-1")
+    status, err, _ = await scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "b@example.com",
+                                                "externalId": "ext-1"})
+    assert status == 409 and err["scimType"] == "uniqueness"  # a plugin's own filter still runs as a query
+    assert probe.locked == [False, False]
+
+
+# -- the published Enterprise User schema ----------------------------------------------------------
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+async def test_enterprise_manager_sub_attributes_are_optional_as_the_gateway_answers(scim: ScimClient) -> None:
+    """RFC 7643 §4.3 and §8.7.1: manager.value and manager.$ref are optional; our answers omit $ref."""
+    status, schema, _ = await scim.get(f"/Schemas/{ENTERPRISE}")
+    assert status == 200
+    manager = next(a for a in schema["attributes"] if a["name"] == "manager")
+    required = {s["name"]: s["required"] for s in manager["subAttributes"]}
+    assert required == {"value": False, "$ref": False, "displayName": False}
+    boss = await scim.create_user("boss@example.com")
+    doc = await scim.create_user("emp@example.com", schemas=[USER_SCHEMA, ENTERPRISE],
+                                 **{ENTERPRISE: {"manager": {"value": boss["id"]}}})
+    given = doc[ENTERPRISE]["manager"]
+    assert all(name in given for name, req in required.items() if req), given  # the schema and the answer agree
+
+
+# -- the admin API's 405 ---------------------------------------------------------------------------
+
+
+async def test_admin_api_answers_405_with_allow_for_a_wrong_method(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(build_app(tmp_path / "a.db", admin_token="adm_" + "x" * 40))
+    auth = {"Authorization": "Bearer adm_" + "x" * 40}
+    resp = await client.delete("/api/v1/tenants", headers=auth)
+    assert resp.status == 405 and {m.strip() for m in resp.headers["Allow"].split(",")} >= {"GET", "POST"}
+    body = await resp.json()
+    assert body["error"] == "method_not_allowed" and "DELETE" in body["detail"]
+    resp = await client.get("/api/v1/no-such-thing", headers=auth)
+    assert resp.status == 404

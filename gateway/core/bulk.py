@@ -15,7 +15,7 @@ from gateway.core import routes
 from gateway.core.errors import InvalidSyntaxError, InvalidValueError, PayloadTooLargeError, ScimError
 from gateway.core.schema import BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA
 from gateway.core.service import Result
-from gateway.types import ScimRequest
+from gateway.types import ScimRequest, Stash
 
 RunOne = Callable[[ScimRequest], Awaitable[tuple[int, dict[str, Any] | None, dict[str, str]]]]
 _BULK_REF = re.compile(r"^bulkId:(.+)$")
@@ -152,7 +152,7 @@ async def _run(
         query={},
         headers=headers,
         body=_resolve(copy.deepcopy(op.get("data")), ids),
-        stash={},
+        stash=Stash(),
     )
     status, body, out_headers = await run_one(sub)
     if method == "POST" and status == 201 and body and isinstance(op.get("bulkId"), str):

@@ -307,8 +307,9 @@ class _Patcher:
         container = None if urn is None or urn == self.rtype.schema else urn
         attr = attrs.get(pp.path.attr.lower())
         if attr is None and urn is None:
-            # Entra ID sends extension attributes unqualified ("path": "manager"): accept a name
-            # that exactly one extension of the resource type defines.
+            # RFC 7644 §3.10: clients SHOULD (not must) qualify extension attributes with their
+            # schema URN, so an unqualified name ("path": "manager") is accepted when exactly one
+            # extension of the resource type defines it (Entra ID sends such paths).
             found = [(u, a[pp.path.attr.lower()]) for u, a in self.rtype.extensions.items() if pp.path.attr.lower() in a]
             if len(found) == 1:
                 container, attr = found[0]

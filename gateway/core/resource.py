@@ -181,8 +181,8 @@ def _check_complex(attr: Attribute, value: Any, path: str, *, writable_only: boo
         if sub.name in out:
             raise InvalidValueError(f"Attribute '{path}.{sub.name}' is given twice (names are case-insensitive)")
         out[sub.name] = checked
-    # Required sub-attributes are not enforced: the enterprise schema marks manager.$ref required,
-    # yet every IdP sends only manager.value, and the gateway can derive $ref from the id.
+    # Required sub-attributes are not enforced: none is required in the published schemas (RFC 7643
+    # §8.7.1 makes manager.value and manager.$ref optional, and IdPs send only manager.value).
     return out if out else UNASSIGNED
 
 

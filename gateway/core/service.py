@@ -38,6 +38,7 @@ from gateway.core.schema import (
 from gateway.core.sqlfilter import compile_filter, compile_sort
 from gateway.core.substring import compile_narrowing
 from gateway.store.base import Member, Query, ResourceRow, Store, StoreConflict, TenantRow, Tx
+from gateway.store.rows import fold
 from gateway.types import Change
 
 NOT_MODIFIED = 304
@@ -100,6 +101,25 @@ def _wants(name: str, attributes: list[str] | None, excluded: list[str] | None) 
     if excluded:
         return not any(e.lower() == low or e.lower().endswith(":" + low) for e in excluded)
     return True
+
+
+def _enforced_by_unique_index(flt: str, rtype: ResourceType, data: dict[str, Any]) -> bool:
+    """``userName eq "<this userName>"``: exactly what the per-tenant case-insensitive UNIQUE index on
+    userName enforces (RFC 7643 §4.1.1 uniqueness "server"), so the create's insert already refuses a
+    match with 409 ``uniqueness`` and a correlation query would only repeat it."""
+    node = parse_filter(flt)
+    user_name = data.get("userName")
+    return (
+        rtype.name == "User"
+        and isinstance(node, Compare)
+        and node.op == "eq"
+        and node.path.sub is None
+        and node.path.attr.lower() == "username"
+        and (node.path.urn is None or node.path.urn.lower() == rtype.schema.lower())
+        and isinstance(node.value, str)
+        and isinstance(user_name, str)
+        and fold(node.value) == fold(user_name)
+    )
 
 
 # Equality on these is an index lookup (a unique or selective index), whatever the tenant's size.
@@ -341,8 +361,10 @@ class ScimService:
                     groups = await r.groups_of_users(tenant.id, [row.id for row in page.rows])
                 docs = [self.document(tenant.id, rtype, row, groups=groups.get(row.id)) for row in page.rows]
             else:
-                for row in page.rows:
-                    docs.append(await self._full(r, tenant.id, rtype, row, params.attributes, params.excluded))
+                members: dict[str, list[Member]] = {}
+                if page.rows and _wants("members", params.attributes, params.excluded):
+                    members = await r.members_of_groups(tenant.id, [row.id for row in page.rows])
+                docs = [self.document(tenant.id, rtype, row, members=members.get(row.id)) for row in page.rows]
         resources = [self._project(d, rtype, params.attributes, params.excluded) for d in docs]
         total = page.total if query.count_total else query.known_total
         if walk is not None and page.rows and len(page.rows) == query.limit:
@@ -401,8 +423,11 @@ class ScimService:
         ctx.setdefault("request_body", body)
         if prepared.ignored:
             ctx[IGNORED_KEY] = list(prepared.ignored)
+        # Plugins' correlation hooks run before the transaction: no hook ever holds the write lock.
+        flt = correlation(prepared.data) if correlation else None
+        if flt and _enforced_by_unique_index(flt, rtype, prepared.data):
+            flt = None  # the insert's UNIQUE index answers the same 409 without a query of its own
         async with self._writing(tenant.id) as tx:
-            flt = correlation(prepared.data) if correlation else None
             if flt:
                 q = self.compile_query(rtype, ListParams(filter=flt, count=1))
                 q.count_total = False

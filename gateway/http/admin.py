@@ -18,7 +18,7 @@ Routes::
     GET        /api/v1/tenants/{tenant_id}/users?limit=&cursor=&search=
     PUT        /api/v1/tenants/{tenant_id}/users/{user_id}/roles
     GET        /api/v1/tenants/{tenant_id}/activity?type=&limit=&cursor=
-    GET        /api/v1/tenants/{tenant_id}/activity/health      last request, errors over 24 hours
+    GET        /api/v1/tenants/{tenant_id}/activity/health      last request, errors over 24 hours, hourly buckets
     POST       /api/v1/tenants/{tenant_id}/sso/sign-in          operator only
     GET        /api/v1/tenants/{tenant_id}/schemas
     GET/PUT    /api/v1/tenants/{tenant_id}/schemas/{urn}
@@ -143,6 +143,7 @@ async def set_roles(request: web.Request) -> Any:
 # activity and sign-in ----------------------------------------------------------------------------
 async def list_activity(request: web.Request) -> Any:
     q = request.query
+    await request.app[gateway_key].activity.flush()  # this process's own pending events first
     return await management.list_activity(_store(request), request.match_info["tenant_id"], type=q.get("type") or None,
                                      limit=management.page_limit(q.get("limit")), cursor=q.get("cursor") or None)
 

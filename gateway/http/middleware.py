@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
+
+import orjson
 
 import structlog
 from aiohttp import web
 
 from gateway.core.errors import ScimError
-from gateway.http.appkeys import client_key, gateway_key, metrics_key, outcome_key, request_id_key, scim_request_key, tenant_key
+from gateway.http.appkeys import (client_key, gateway_key, metrics_key, outcome_key, raw_body_key, request_id_key,
+                                  scim_request_key, tenant_key)
 from gateway.http.metrics import observe
 from gateway.http.ops import QUIET_PATHS
 from gateway.http.scim import scim_response
@@ -21,6 +24,7 @@ from gateway.store.base import TenantRow
 
 log = structlog.get_logger("scim_gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_MAX_RAW_TEXT = 65536
 
 
 def _error_response(status: int, body: dict[str, object], request: web.Request) -> web.Response:
@@ -40,20 +44,39 @@ def _admin_code(status: int) -> str:
             429: "too_many_requests"}.get(status, "error")
 
 
-async def record_scim_request(request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
+def _as_received(raw: bytes | None) -> Any:
+    """The body exactly as the client sent it: its JSON, or its text when it was not JSON."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:_MAX_RAW_TEXT].decode("utf-8", "replace")
+
+
+def record_scim_request(request: web.Request, tenant: TenantRow, status: int, error: ScimError | None) -> None:
+    """Hand the request's activity event (if any) to the writer; building and writing it happen after the response."""
+    if error is None and not tenant.log_successful_events:
+        return
     sreq = request.get(scim_request_key)
     outcome = request.get(outcome_key)
-    try:
-        gw = request.app[gateway_key]
-        await activity.record_request(
-            gw.store,
+    raw = request.get(raw_body_key)
+    method, path, client, rid, query = (request.method, request.path, request.get(client_key),
+                                        request[request_id_key], dict(request.query))
+    gw = request.app[gateway_key]
+
+    async def build() -> tuple[str, dict[str, Any]] | None:
+        return activity.request_event(
             tenant,
-            method=request.method,
-            path=request.path,
+            method=method,
+            path=path,
             status=status,
-            client=request.get(client_key),
-            request_id=request[request_id_key],
-            request_body=sreq.body if sreq is not None else None,
+            client=client,
+            request_id=rid,
+            received=_as_received(raw),
+            normalized=sreq.body if sreq is not None else None,
+            received_query=query,
+            normalized_query=sreq.query if sreq is not None else None,
             response_body=outcome.body if outcome is not None else (error.to_body() if error else None),
             error=error,
             query=request.query_string,
@@ -61,8 +84,8 @@ async def record_scim_request(request: web.Request, tenant: TenantRow, status: i
             max_payload=gw.settings.activity_max_payload_bytes,
             secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
-    except Exception:  # the activity log must never turn a served request into a failure
-        log.exception("activity_write_failed", tenant=tenant.id)
+
+    gw.activity.submit(tenant.id, build)
 
 
 @web.middleware
@@ -90,8 +113,11 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            error = ScimError(exc.reason or "request failed", status=exc.status)
+            detail = f"{request.method} is not allowed on {activity.redact(request.path)[:200]}" if exc.status == 405 else exc.reason
+            error = ScimError(detail or "request failed", status=exc.status)
             response = _error_response(exc.status, error.to_body(), request)
+            if "Allow" in exc.headers:  # RFC 9110 §15.5.6: a 405 names the methods that are allowed
+                response.headers["Allow"] = exc.headers["Allow"]
         except asyncio.CancelledError:
             # the client went away and aiohttp cancelled the handler: a client error (nginx's 499), not a 500
             error = ScimError("the client closed the connection", status=499)
@@ -108,7 +134,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         tenant = request.get(tenant_key)
         status = error.status if error else (response.status if "response" in locals() else 500)
         if tenant is not None and request.path.startswith("/scim/"):
-            await record_scim_request(request, tenant, status, error)
+            record_scim_request(request, tenant, status, error)
         duration = time.perf_counter() - started
         metrics = request.app[metrics_key]
         if metrics.enabled:

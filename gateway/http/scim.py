@@ -16,8 +16,9 @@ from gateway.core.errors import (
     ScimError,
     UnauthorizedError,
 )
-from gateway.http.appkeys import client_key, gateway_key, outcome_key, request_id_key, scim_request_key, tenant_key
-from gateway.http.limits import guard_key, read_json
+from gateway.http.appkeys import (client_key, gateway_key, outcome_key, raw_body_key, request_id_key, scim_request_key,
+                                  tenant_key)
+from gateway.http.limits import guard_key, read_body, read_json
 from gateway.identity.activity import redact
 from gateway.identity.tenants import authenticate, plugin_tenant
 from gateway.store.base import TenantRow
@@ -78,7 +79,8 @@ async def _json_body(request: web.Request) -> Any:
     ctype = request.content_type.lower()
     if ctype and ctype not in _JSON_TYPES:
         raise ScimError(f"unsupported Content-Type {ctype[:60]!r}; send application/scim+json", status=415)
-    body, _ = await read_json(request, gw.settings)
+    request[raw_body_key] = await read_body(request, gw.settings)  # as received, for the activity log
+    body, _ = await read_json(request, gw.settings)  # the same bytes again: aiohttp keeps them
     return body
 
 

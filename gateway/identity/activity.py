@@ -1,19 +1,22 @@
 """The per-tenant activity log (R12): scim_provision, scim_deprovision, scim_error, scim_read.
 
 Provisioning events are written by a listener inside the change's own transaction, so an event
-exists exactly when its change does. Error and read events are written after the response.
+exists exactly when its change does. Error and read events are written after the response by an
+:class:`ActivityWriter`, so they never delay or fail the SCIM answer.
 Every payload passes through :func:`redact` first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, quote, urlencode
 
 import orjson
+
 import structlog
 
 from gateway.clock import format_time, now
@@ -57,6 +60,18 @@ def _secret_name(name: str, also: frozenset[str] = frozenset()) -> bool:
     return last in _SECRET_NAMES or last in also or any(p in last for p in _SECRET_PARTS)
 
 
+# In a body that is not valid JSON, a secret-named key is followed by its value as text.
+_SECRET_PAIR = re.compile(
+    r"""((?:"|')?[\w:.\-]*(?:password|secret|token|credential|api_?key)[\w\-]*(?:"|')?\s*[:=]\s*)("(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,}&]+)""",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str) -> str:
+    """Redact a raw body that could not be parsed: secret-named ``key: value`` pairs and embedded keys."""
+    return _SECRET_TEXT.sub(REDACTED, _SECRET_PAIR.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text))
+
+
 def redact(value: Any, also: frozenset[str] = frozenset()) -> Any:
     """A copy of ``value`` with every secret-looking field replaced (names compared case-insensitively)
     and API keys or bearer credentials masked inside strings. ``also``: more secret names, lowercased
@@ -72,8 +87,10 @@ def redact(value: Any, also: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, list):
         return [redact(v, also) for v in value]
     if isinstance(value, str):
-        value = _SECRET_TEXT.sub(REDACTED, value)
+        # Both patterns need a marker word (any case): most strings (every request path) have none.
         low = value.lower()
+        if "scimgw_" in value or "bearer" in low:
+            value = _SECRET_TEXT.sub(REDACTED, value)
         if any(w in low for w in _FILTER_WORDS):
             value = _SECRET_FILTER.sub(lambda m: f'{m.group(1)}"{REDACTED}"', value)
         return value
@@ -123,8 +140,7 @@ async def provisioning_listener(tx: Tx, tenant: TenantRow, change: Change, conte
     await tx.insert_event(tenant.id, DEPROVISION if deprovision else PROVISION, now(), redact(data))
 
 
-async def record_request(
-    store: Store,
+def request_event(
     tenant: TenantRow,
     *,
     method: str,
@@ -132,23 +148,33 @@ async def record_request(
     status: int,
     client: str | None,
     request_id: str,
-    request_body: Any,
+    received: Any,
+    normalized: Any,
+    received_query: dict[str, str] | None = None,
+    normalized_query: dict[str, str] | None = None,
     response_body: Any,
     error: Any | None,
     query: str = "",
     headers: dict[str, str] | None = None,
     max_payload: int = 65_536,
     secret_names: frozenset[str] = frozenset(),
-) -> None:
-    """Write ``scim_error`` for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
+) -> tuple[str, dict[str, Any]] | None:
+    """The ``scim_error`` event for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
 
-    ``query`` (the query string as received) and ``headers`` (those in :data:`RECORDED_HEADERS`) are
-    kept so ``activity export`` can turn the exchange back into the request the IdP sent. Path, query,
-    headers and payloads are redacted; each payload is capped at ``max_payload`` bytes of JSON.
-    ``secret_names`` (lowercased) are redacted like ``password``: the tenant's writeOnly extension attributes.
+    ``request`` is the body exactly as the client sent it (parsed JSON, or the raw text when it was
+    not JSON) and ``request_normalized`` the body after the IdP plugin's normalisation (present only
+    when the plugin changed it), so an admin sees both what the IdP sent and what the gateway
+    understood; ``query_normalized`` likewise holds the query parameters after the plugin's
+    ``scim_normalize_query`` when it changed ``received_query``. ``query`` (the query string as
+    received) and ``headers`` (those in :data:`RECORDED_HEADERS`) are kept so ``activity export`` can
+    turn the exchange back into the request the IdP sent. Everything is redacted, ``secret_names``
+    (lowercased: the tenant's writeOnly extension attributes) like ``password``, and secret values
+    compared in a filter (``password eq "..."``) in the path, the query or a body; each payload
+    (request, normalized request, response) is capped at ``max_payload`` bytes of JSON, beyond which
+    a marker says how much was cut. None when nothing is to be recorded.
     """
     if error is None and not tenant.log_successful_events:
-        return
+        return None
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
     if query:
         data["query"] = redact_query(query)
@@ -160,12 +186,80 @@ async def record_request(
         kind = ERROR
     else:
         kind = READ
+    if normalized_query is not None and received_query is not None and normalized_query != received_query:
+        data["query_normalized"] = redact(normalized_query, secret_names)
     # an error always carries its request; a read only when debugging
-    data["request"] = cap_payload(redact(request_body, secret_names), max_payload)
+    request = redact(redact_text(received)) if isinstance(received, str) else redact(received, secret_names)
+    data["request"] = cap_payload(request, max_payload)
+    if normalized is not None and normalized != received:
+        data["request_normalized"] = cap_payload(redact(normalized, secret_names), max_payload)
     if tenant.log_successful_events:
         data["response"] = cap_payload(redact(response_body, secret_names), max_payload)
-    async with store.write() as tx:
-        await tx.insert_event(tenant.id, kind, now(), data)
+    return kind, data
+
+
+EventBuilder = Callable[[], Awaitable["tuple[str, dict[str, Any]] | None"]]
+
+
+class ActivityWriter:
+    """Writes request events (``scim_error``, ``scim_read``) off the request path.
+
+    :meth:`submit` never waits and never raises: a SCIM answer is neither delayed nor failed by its
+    activity record. Events are built and written by one background task, many per transaction.
+    :meth:`flush` waits until everything submitted so far is written (the admin API calls it before
+    reading, so a process reads its own events).
+    """
+
+    MAX_PENDING = 10_000
+    MAX_BATCH = 500
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: asyncio.Queue[tuple[str, str, EventBuilder]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, tenant_id: str, build: EventBuilder) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(self._queue))
+        if self._queue.qsize() >= self.MAX_PENDING:
+            log.warning("activity_event_dropped", tenant=tenant_id, reason="backlog")
+            return
+        self._queue.put_nowait((tenant_id, now(), build))
+
+    async def flush(self) -> None:
+        if self._queue is not None and self._task is not None and not self._task.done():
+            await self._queue.join()
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, queue: asyncio.Queue[tuple[str, str, EventBuilder]]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                events = []
+                for tenant_id, at, build in batch:
+                    built = await build()
+                    if built is not None:
+                        events.append((tenant_id, at, *built))
+                if events:
+                    async with self.store.write() as tx:
+                        for tenant_id, at, kind, data in events:
+                            await tx.insert_event(tenant_id, kind, at, data)
+            except Exception:  # the activity log must never take the gateway down with it
+                log.exception("activity_write_failed", events=len(batch))
+            finally:
+                for _ in batch:
+                    queue.task_done()
 
 
 # retention ---------------------------------------------------------------------------------------
@@ -187,7 +281,7 @@ def retention_for(tenant: TenantRow, settings: Settings) -> tuple[int | None, in
 
 
 async def enforce_retention(store: Store, settings: Settings, *, at: datetime | None = None) -> dict[str, int]:
-    """Prune every tenant's activity log to its age and count limits; returns events removed per tenant.
+    """Prune every tenant's activity log to its age, count and size limits; returns events removed per tenant.
 
     One short transaction per tenant, so a large prune never holds the write lock for all tenants at once.
     """

@@ -431,20 +431,41 @@ async def list_activity(
     }
 
 
+HEALTH_HOURS = 24
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 async def connection_health(store: Store, tenant_id: str) -> dict[str, Any]:
     """When the IdP last reached the SCIM endpoint (a key's last use or an event), and errors over 24 hours.
 
     The error count is the signal Entra's quarantine acts on: a climbing number means the IdP is
-    failing requests and may soon stop provisioning.
+    failing requests and may soon stop provisioning. ``hourly`` holds one bucket per UTC hour, oldest
+    first, ending with the current (partial) hour: ``errors`` counts ``scim_error`` events and
+    ``successful`` every other event (provisioning, deprovisioning, and ``scim_read`` while debug
+    logging is on).
     """
     await require_tenant(store, tenant_id)
-    since = format_time(datetime.now(timezone.utc) - timedelta(hours=24))
+    at = _utc_now()
+    since = format_time(at - timedelta(hours=24))
+    first_hour = at.replace(minute=0, second=0, microsecond=0) - timedelta(hours=HEALTH_HOURS - 1)
+    hours = [first_hour + timedelta(hours=i) for i in range(HEALTH_HOURS)]
     async with store.read() as r:
         keys = await r.list_api_keys(tenant_id)
         errors, last_error = await r.count_events_since(tenant_id, activity.ERROR, since)
         latest = await r.list_events(tenant_id, limit=1)
+        counted = await r.hourly_event_counts(tenant_id, activity.ERROR, format_time(first_hour),
+                                              format_time(first_hour + timedelta(hours=HEALTH_HOURS)))
+    by_hour = {hour: (total, failed) for hour, total, failed in counted}
+    hourly = []
+    for start in hours:
+        total, failed = by_hour.get(start.strftime("%Y-%m-%dT%H"), (0, 0))
+        hourly.append({"hour": start.strftime("%Y-%m-%dT%H:00:00Z"), "successful": total - failed, "errors": failed})
     seen = [k.last_used for k in keys if k.last_used] + [e.created for e in latest]
-    return {"last_request": max(seen) if seen else None, "errors_24h": errors, "last_error": last_error}
+    return {"last_request": max(seen) if seen else None, "errors_24h": errors, "last_error": last_error,
+            "hourly": hourly}
 
 
 __all__ = [

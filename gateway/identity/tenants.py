@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import copy
 import secrets
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Collection
+
+import orjson
 
 from gateway.clock import now
 from gateway.store.authcache import AuthCache
@@ -32,7 +33,10 @@ def hash_key(key: str) -> str:
 
 def plugin_tenant(row: TenantRow) -> Tenant:
     """The plugin-facing, read-only view of a stored tenant (plugins never hold the store's row)."""
-    return Tenant(row.id, row.name, row.idp, row.scim_enabled, MappingProxyType(copy.deepcopy(row.settings)))
+    # A fresh copy per request, so no plugin can change what the next request sees. The settings are
+    # JSON (a database column): an orjson round trip copies them ~10x faster than copy.deepcopy.
+    settings = orjson.loads(orjson.dumps(row.settings)) if row.settings else {}
+    return Tenant(row.id, row.name, row.idp, row.scim_enabled, MappingProxyType(settings))
 
 
 def new_tenant_id(name: str) -> str:

@@ -6,7 +6,7 @@ the modules SqlOps inherits from never import SqlOps's own module back.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import orjson
 
@@ -24,3 +24,10 @@ def dumps(value: Any) -> str:
 
 def loads(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def in_lists(ids: Sequence[str], size: int = 500) -> Iterator[tuple[Sequence[str], str]]:
+    """``(chunk, "?, ?, ...")`` for each slice of ``ids``: IN lists short enough for any backend."""
+    for i in range(0, len(ids), size):
+        chunk = ids[i : i + size]
+        yield chunk, ", ".join("?" * len(chunk))

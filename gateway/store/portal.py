@@ -68,3 +68,19 @@ class PortalOps:
             (tenant_id, type, since),
         )
         return (int(r[0]), r[1]) if r else (0, None)
+
+    async def hourly_event_counts(
+        self, tenant_id: str, error_type: str, since: str, until: str
+    ) -> list[tuple[str, int, int]]:
+        """Per UTC hour in ``[since, until)``: the hour (``YYYY-MM-DDTHH``), all events, events of ``error_type``.
+
+        Stored times are fixed-width UTC text, so the hour is the first 13 characters on both backends;
+        hours without events are absent. One grouped query over the tenant's rows (``activity_tenant``).
+        """
+        rows = await self.conn.fetch(
+            "SELECT substr(created, 1, 13) AS hour, count(*), sum(CASE WHEN type = ? THEN 1 ELSE 0 END) "
+            "FROM activity WHERE tenant_id = ? AND created >= ? AND created < ? "
+            "GROUP BY substr(created, 1, 13)",
+            (error_type, tenant_id, since, until),
+        )
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]

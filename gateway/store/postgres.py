@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import re
 import time
-from collections import OrderedDict
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import urlsplit
@@ -52,94 +51,34 @@ _CONFLICTS = (
 
 
 # --- ``?`` -> ``$n`` ------------------------------------------------------------------------------
-_PLACEHOLDER_CACHE: OrderedDict[str, str] = OrderedDict()
-_PLACEHOLDER_CACHE_SIZE = 2048  # filter queries vary per request; keep the cache bounded
+# sql.py and every store mixin write ``?``; PostgreSQL wants ``$1, $2, ...``. One scan per statement
+# (a few microseconds, nothing cached) numbers the ``?`` outside quoted literals, quoted identifiers,
+# comments and dollar-quoted strings. Our SQL pastes no value (values are always bound), so a ``?``
+# can only be a placeholder; never write PostgreSQL's jsonb ``?`` operators (use jsonb_exists()).
+_TOKEN = re.compile(
+    r"""[eE]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"[^"]*"|--[^\n]*|/\*.*?\*/|(?<![\w$])\$(\w*)\$.*?\$\1\$|\?""",
+    re.DOTALL,
+)
+
+
+_QUOTING = re.compile(r"['\"$]|--|/\*")
 
 
 def renumber(sql: str) -> str:
-    """Rewrite ``?`` placeholders to ``$1, $2, ...``, leaving literals, identifiers and comments alone.
-
-    Skips ``'...'`` (with ``''`` escapes), ``E'...'`` (with backslash escapes), ``"..."``,
-    ``$tag$...$tag$``, ``-- ...`` and ``/* ... */``. Results are cached per SQL string.
-    """
-    cached = _PLACEHOLDER_CACHE.get(sql)
-    if cached is not None:
-        _PLACEHOLDER_CACHE.move_to_end(sql)
-        return cached
-    out = _renumber(sql)
-    _PLACEHOLDER_CACHE[sql] = out
-    if len(_PLACEHOLDER_CACHE) > _PLACEHOLDER_CACHE_SIZE:
-        _PLACEHOLDER_CACHE.popitem(last=False)
-    return out
-
-
-def _renumber(sql: str) -> str:
-    out: list[str] = []
+    """Rewrite ``?`` placeholders to ``$1, $2, ...``, leaving literals, identifiers and comments alone."""
+    if not _QUOTING.search(sql):  # the usual statement: nothing quoted, every ? is a placeholder
+        parts = sql.split("?")
+        return "".join(f"{p}${i}" for i, p in enumerate(parts[:-1], start=1)) + parts[-1]
     n = 0
-    i = 0
-    length = len(sql)
-    while i < length:
-        c = sql[i]
-        if c == "?":
-            n += 1
-            out.append(f"${n}")
-            i += 1
-            continue
-        end = i + 1
-        if c == "'":
-            backslash = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
-            end = _string_end(sql, i, backslash)
-        elif c == '"':
-            close = sql.find('"', i + 1)
-            end = length if close < 0 else close + 1
-        elif c == "-" and sql.startswith("--", i):
-            close = sql.find("\n", i)
-            end = length if close < 0 else close + 1
-        elif c == "/" and sql.startswith("/*", i):
-            end = _block_comment_end(sql, i)
-        elif c == "$":
-            m = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", sql[i:])
-            # "$1" is a native placeholder and "a$b" part of an identifier; only "$tag$" opens a string.
-            if m and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
-                tag = m.group(0)
-                close = sql.find(tag, i + len(tag))
-                end = length if close < 0 else close + len(tag)
-        out.append(sql[i:end])
-        i = end
-    return "".join(out)
 
+    def number(m: re.Match[str]) -> str:
+        nonlocal n
+        if m.group(0) != "?":
+            return m.group(0)
+        n += 1
+        return f"${n}"
 
-def _string_end(sql: str, start: int, backslash: bool) -> int:
-    i = start + 1
-    while i < len(sql):
-        c = sql[i]
-        if backslash and c == "\\":
-            i += 2
-            continue
-        if c == "'":
-            if sql.startswith("''", i):
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return len(sql)
-
-
-def _block_comment_end(sql: str, start: int) -> int:
-    depth = 0
-    i = start
-    while i < len(sql):
-        if sql.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif sql.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return len(sql)
+    return _TOKEN.sub(number, sql)
 
 
 def _rowcount(status: str | None) -> int:
@@ -162,8 +101,10 @@ class _Conn:
 
     dialect = "postgres"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, unnest: dict[str, str | None]) -> None:
         self.conn = conn
+        # the store's bulk-insert forms, keyed by statement text from sql.py (a small, fixed set); None = none
+        self.unnest = unnest
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -207,8 +148,8 @@ class _Conn:
             raise _conflict(exc) from None
 
     async def _unnest_insert(self, sql: str) -> str | None:
-        cached = _UNNEST_CACHE.get(sql)
-        if cached is not None or sql in _UNNEST_CACHE:
+        cached = self.unnest.get(sql)
+        if cached is not None or sql in self.unnest:
             return cached
         m = _INSERT_VALUES.match(sql)
         bulk: str | None = None
@@ -219,12 +160,8 @@ class _Conn:
                 f'${n}::"{t.schema}"."{t.name}"[]' for n, t in enumerate(stmt.get_parameters(), start=1)
             )
             bulk = f"{m.group(1)} SELECT * FROM unnest({arrays}){m.group(2)}"
-        _UNNEST_CACHE[sql] = bulk
+        self.unnest[sql] = bulk
         return bulk
-
-
-# Keyed by the statement text from sql.py (a small, fixed set); None = no bulk form.
-_UNNEST_CACHE: dict[str, str | None] = {}
 
 
 def _encode_json(value: Any) -> str:
@@ -268,6 +205,7 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._unnest: dict[str, str | None] = {}
         self.connect_timeout = connect_timeout  # total time open() keeps retrying an unreachable server
         self.applied_migrations: list[int] = []
         self.on_timing: Callable[[str, float], None] | None = None
@@ -357,7 +295,7 @@ class PostgresStore:
         started = time.perf_counter()
         try:
             async with self._require_pool().acquire() as conn:
-                yield SqlOps(_Conn(conn))
+                yield SqlOps(_Conn(conn, self._unnest))
         finally:
             if self.on_timing is not None:
                 self.on_timing("read", time.perf_counter() - started)
@@ -368,7 +306,7 @@ class PostgresStore:
         try:
             async with self._require_pool().acquire() as conn:
                 async with conn.transaction():
-                    ops = SqlOps(_Conn(conn), row_lock=_ROW_LOCK)
+                    ops = SqlOps(_Conn(conn, self._unnest), row_lock=_ROW_LOCK)
                     ops.emitting = self.emit_events
                     yield ops
                     # Last, so the tenant's outbox head is the last lock taken and is held only until COMMIT.

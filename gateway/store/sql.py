@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from gateway.store.base import (
     ApiKeyRow,
     EventRow,
@@ -17,9 +19,10 @@ from gateway.store.base import (
     ResourceRow,
     TenantRow,
 )
-from gateway.store.conn import Conn as Conn, dumps, loads
 from gateway.store.activity_size import ActivitySizeOps
+from gateway.store.conn import Conn as Conn, dumps, in_lists, loads
 from gateway.store.fastread import FastReadOps
+from gateway.store.members import MemberOps
 from gateway.store.ops import OpsSql
 from gateway.store.outbox import OutboxOps
 from gateway.store.portal import PortalOps
@@ -75,7 +78,7 @@ def _group(r: Any) -> ResourceRow:
 _BOUND_CANDIDATES = 1000
 
 
-class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, ActivitySizeOps):
+class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, ActivitySizeOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:
@@ -294,9 +297,7 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, ActivitySizeO
 
     async def groups_of_users(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {u: [] for u in user_ids}
-        for i in range(0, len(user_ids), 500):
-            chunk = user_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(user_ids):
             rows = await self.conn.fetch(
                 "SELECT m.member_id, g.id, g.display_name FROM group_members m"
                 " JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id"
@@ -433,10 +434,10 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, ActivitySizeO
 
     # activity ------------------------------------------------------------------------------
     async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None:
-        doc = dumps(data)
+        raw = orjson.dumps(data)
         await self.conn.execute(
             "INSERT INTO activity (tenant_id, type, created, data, size) VALUES (?, ?, ?, ?, ?)",
-            (tenant_id, type, created, doc, len(doc.encode())),
+            (tenant_id, type, created, raw.decode(), len(raw)),
         )
 
     async def list_events(

@@ -61,7 +61,12 @@ def test_rfc_example_with_not() -> None:
 @pytest.mark.parametrize("text", ['userName EQ "x"', 'userName Eq "x"', 'NOT (userName eq "x")',
                                   'a pr AND b pr', 'a pr Or b pr', "a PR"])
 def test_keywords_and_operators_case_insensitive(text: str) -> None:
-    parse_filter(text)
+    """Keywords and operators in any case parse to the same tree as their lower-case spelling."""
+    lowered = text.replace("EQ", "eq").replace("Eq", "eq").replace("NOT", "not").replace("AND", "and")
+    lowered = lowered.replace("Or", "or").replace("PR", "pr")
+    assert lowered != text
+    assert parse_filter(text) == parse_filter(lowered)
+    assert isinstance(parse_filter(text), (Compare, Present, And, Or, Not))
 
 
 def test_operator_is_lowercased() -> None:

@@ -20,6 +20,7 @@ def gateway_app(backend_app: web.Application) -> web.Application:
 
 
 async def _events(scim: ScimClient, type: str | None = None) -> list[Any]:
+    await scim.gateway.activity.flush()  # request events are written after the response
     async with scim.gateway.store.read() as r:
         return list(await r.list_events(scim.tenant.id, type=type, limit=100))
 

@@ -31,12 +31,23 @@ async def test_auth_failures_are_identical_401s(scim: ScimClient) -> None:
 
 async def test_auth_revoked_key_is_401(scim: ScimClient) -> None:
     from gateway.clock import now
+    from gateway.identity.tenants import create_api_key
 
+    second = await create_api_key(scim.gateway.store, scim.tenant.id, "second key")
+    status, _, _ = await scim.get("/Users")
+    assert status == 200
     keys = await _list_keys(scim)
     async with scim.gateway.store.write() as tx:
         await tx.revoke_api_key(scim.tenant.id, keys[0], now())
-    status, _, _ = await scim.get("/Users")
+    status, revoked, resp = await scim.get("/Users")
+    assert status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+    _, unknown, _ = await scim.get("/Users", key="scimgw_" + "x" * 43)
+    assert revoked == unknown  # a revoked key is told exactly what an unknown one is: nothing leaks
+    status, _, _ = await scim.post("/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                              "userName": "after-revoke@example.com"})
     assert status == 401
+    status, body, _ = await scim.get("/Users", key=second.key)
+    assert status == 200 and body["totalResults"] == 0  # the other key still works; the refused POST wrote nothing
 
 
 async def _list_keys(scim: ScimClient) -> list[str]:

@@ -392,8 +392,6 @@ async def test_role_mapping_from_an_extension_attribute(acme: ScimClient, api: A
 
 # -- changes carry the extension --------------------------------------------------------------------------
 class Recorder:
-    scim_plugin_name = "recorder"
-
     def __init__(self) -> None:
         self.changes: list[Any] = []
 
@@ -407,7 +405,7 @@ async def test_changes_carry_extension_values(
 ) -> None:
     recorder = Recorder()
     settings = Settings(database=str(tmp_path / "ev.db"), public_url="https://scim.example.test", admin_token=TOKEN)
-    client = await aiohttp_client(create_app(settings, plugins=[recorder]))
+    client = await aiohttp_client(create_app(settings, plugins=[("recorder", recorder)]))
     tenant, key = await add_tenant(client.app, "Events")
     scim, api = ScimClient(client, tenant, key), Api(client)
     await api.declare(tenant.id, ACME, ACME_SCHEMA)

@@ -179,15 +179,22 @@ async def test_users_application_json_accepted(scim: ScimClient) -> None:
 async def test_users_if_match_and_if_none_match(scim: ScimClient) -> None:
     doc = await scim.create_user("kim@example.com")
     path = f"/Users/{doc['id']}"
-    status, _, _ = await scim.get(path, headers={"If-None-Match": 'W/"1"'})
-    assert status == 304
+    status, body, resp = await scim.get(path, headers={"If-None-Match": 'W/"1"'})
+    assert status == 304 and body is None and resp.headers["ETag"] == 'W/"1"'
+    status, _, resp = await scim.get(path, headers={"If-None-Match": 'W/"0"'})
+    assert status == 200 and resp.headers["ETag"] == 'W/"1"'
     status, err, _ = await scim.patch(path, [{"op": "replace", "path": "title", "value": "x"}],
                                       headers={"If-Match": 'W/"7"'})
-    assert status == 412
-    status, _, _ = await scim.patch(path, [{"op": "replace", "path": "title", "value": "x"}], headers={"If-Match": 'W/"1"'})
-    assert status == 200
-    status, _, _ = await scim.delete(path, headers={"If-Match": 'W/"1"'})
-    assert status == 412
+    assert status == 412 and err["status"] == "412" and 'W/"1"' in err["detail"]
+    assert "title" not in (await scim.get(path))[1]  # the refused PATCH changed nothing
+    status, patched, resp = await scim.patch(path, [{"op": "replace", "path": "title", "value": "x"}],
+                                             headers={"If-Match": 'W/"1"'})
+    assert status == 200 and patched["title"] == "x" and patched["meta"]["version"] == resp.headers["ETag"] == 'W/"2"'
+    status, err, _ = await scim.delete(path, headers={"If-Match": 'W/"1"'})
+    assert status == 412 and err["status"] == "412"
+    assert (await scim.get(path))[0] == 200  # a stale If-Match deletes nothing
+    status, _, _ = await scim.delete(path, headers={"If-Match": 'W/"2"'})
+    assert status == 204 and (await scim.get(path))[0] == 404
 
 
 async def test_users_attributes_and_excluded_attributes(scim: ScimClient) -> None:
@@ -250,6 +257,7 @@ async def test_users_errors_never_quote_a_password(scim: ScimClient) -> None:
     doc = await scim.create_user("pw-patch@example.com")
     status, err, _ = await scim.patch(f"/Users/{doc['id']}", [{"op": "replace", "path": "password", "value": {"x": secret}}])
     assert status == 400 and secret not in str(err)
+    await scim.gateway.activity.flush()  # request events are written after the response
     async with scim.gateway.store.read() as r:
         events = await r.list_events(scim.tenant.id, type="scim_error")
     assert events and secret not in str([e.data for e in events])

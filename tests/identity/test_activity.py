@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import urllib.parse
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -98,6 +100,7 @@ async def test_activity_no_secret_in_events_logs_or_error_bodies(
     assert status == 400 and "scimgw_chosen" not in json.dumps(body)
     status, created = await admin.call("POST", f"/tenants/{tid}/api-keys", {"name": "second"})
     assert status == 201
+    await scim.gateway.activity.flush()  # request events are written after the response
     async with scim.gateway.store.read() as r:
         stored = json.dumps([e.data for e in await r.list_events(tid, limit=1000)])
     assert "[redacted]" in stored
@@ -171,3 +174,84 @@ def test_activity_redact_masks_names_and_embedded_keys() -> None:
                    "client_secret": "[redacted]", "note": "Authorization: [redacted]",
                    "list": [{"key": "[redacted]"}, "[redacted]"],
                    "Operations": [{"op": "replace", "path": "urn:x:User:password", "value": "[redacted]"}]}
+
+
+ENTRA_UA = {"User-Agent": "Microsoft Azure AD SCIM provisioning"}
+
+
+async def test_activity_scim_read_keeps_what_the_idp_sent_beside_what_the_plugin_made_of_it(
+    scim: ScimClient, admin: Admin
+) -> None:
+    """Entra's ``"active": "True"`` is stored in the event as sent; the normalised body shows ``true``."""
+    tid = scim.tenant.id
+    await admin.patch_tenant(tid, log_successful_events=True)
+    body = {"schemas": [USER_SCHEMA], "userName": "raw@contoso.com", "active": "True"}
+    status, doc, _ = await scim.post("/Users", body, headers=ENTRA_UA)
+    assert status == 201 and doc["active"] is True
+    status, _, _ = await scim.get("/Users", headers=ENTRA_UA, params={"filter": "userName eq raw@contoso.com"})
+    assert status == 200
+    reads = await admin.events(tid, "scim_read")
+    get, post = reads[0], reads[1]
+    assert post["client"] == "entra"
+    assert post["request"]["active"] == "True"  # exactly what the IdP sent
+    assert post["request_normalized"]["active"] is True  # what the Entra plugin made of it
+    assert urllib.parse.parse_qs(get["query"]) == {"filter": ["userName eq raw@contoso.com"]}  # as sent
+    assert get["query_normalized"]["filter"] == 'userName eq "raw@contoso.com"'  # Entra's unquoted value, quoted
+
+
+async def test_activity_scim_error_records_a_non_json_body_as_text(scim: ScimClient, admin: Admin) -> None:
+    status, _, _ = await scim.request("POST", "/Users", raw='{"userName": "half')
+    assert status == 400
+    (event,) = await admin.events(scim.tenant.id, "scim_error")
+    assert event["request"] == '{"userName": "half' and "request_normalized" not in event
+    status, _, _ = await scim.request("POST", "/Users", raw='{"userName": "a", "password": "Hunter2-x", "x": [')
+    assert status == 400
+    event = (await admin.events(scim.tenant.id, "scim_error"))[0]
+    assert "Hunter2-x" not in json.dumps(event) and '"userName": "a"' in event["request"]
+
+
+class _GatedStore:
+    """A store whose write transactions wait for ``gate`` (or fail when ``fail`` is set)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    def write(self) -> Any:
+        outer = self
+
+        class _Tx:
+            async def __aenter__(self) -> Any:
+                await outer.gate.wait()
+                if outer.fail:
+                    raise RuntimeError("activity store unavailable")
+                self.cm = outer.real.write()
+                return await self.cm.__aenter__()
+
+            async def __aexit__(self, *exc: Any) -> Any:
+                return await self.cm.__aexit__(*exc)
+
+        return _Tx()
+
+
+async def test_activity_write_never_delays_or_fails_the_scim_answer(scim: ScimClient, admin: Admin) -> None:
+    tid = scim.tenant.id
+    await admin.patch_tenant(tid, log_successful_events=True)
+    writer = scim.gateway.activity
+    gated = _GatedStore(writer.store)
+    writer.store = gated
+    # The activity transaction is blocked: the answers still arrive (a hang here is the defect).
+    status, _, _ = await asyncio.wait_for(scim.post("/Users", {"schemas": [USER_SCHEMA]}), timeout=30)
+    assert status == 400
+    status, _, _ = await asyncio.wait_for(scim.get("/Users"), timeout=30)
+    assert status == 200
+    gated.gate.set()
+    await writer.flush()
+    assert [e["status"] for e in await admin.events(tid)] == [200, 400]
+    # The activity store fails outright: the SCIM answer is still the normal one.
+    gated.fail = True
+    status, _, _ = await scim.get("/Users")
+    assert status == 200
+    await writer.flush()
+    assert len(await admin.events(tid)) == 2

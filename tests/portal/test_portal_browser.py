@@ -123,6 +123,7 @@ def test_portal_follows_the_product_document_from_a_portal_link(page_for: Callab
     payload = page.locator(f"#{details.get_attribute('aria-controls')}").get_by_label("Response payload")
     assert '"userName": "alice@agility.example"' in payload.inner_text()
     assert page.get_by_role("row").filter(has_text="scim_error").filter(has_text="uniqueness").count() == 1
+    check_activity_chart(page)
     shot(page, screens, "05-identity-activity")
     page.get_by_label("Type").select_option("scim_provision")
     page.get_by_role("row").filter(has_text="scim_read").first.wait_for(state="detached")
@@ -134,6 +135,35 @@ def test_portal_follows_the_product_document_from_a_portal_link(page_for: Callab
     page.get_by_role("navigation", name="Settings").get_by_role("link", name="API Keys").click()
     page.get_by_role("cell", name="Okta SCIM", exact=True).wait_for()
     assert key not in page.content()
+
+
+def check_activity_chart(page: Any) -> None:
+    """The 24-hour chart counts what the events table lists (one page, all types, all within 24 hours), each
+    bar's segments are as tall as their counts relative to the busiest hour, and its text alternative says so."""
+    rows = page.locator("table.events tbody tr.ev")
+    types = [rows.nth(i).get_attribute("class") or "" for i in range(rows.count())]
+    want_errors = sum("scim_error" in t for t in types)
+    want_ok = len(types) - want_errors
+    assert want_errors >= 1 and want_ok >= 2, types
+    chart = page.get_by_role("img", name=re.compile("^Requests per hour over the last 24 hours"))
+    page.wait_for_function(  # the Refresh above reloads the chart and the table independently
+        "([ok, bad]) => { const c = [...document.querySelectorAll('.chart .col')];"
+        " return c.length === 24 && c.reduce((n, x) => n + +x.dataset.successful, 0) === ok"
+        " && c.reduce((n, x) => n + +x.dataset.errors, 0) === bad; }", arg=[want_ok, want_errors])
+    label = chart.get_attribute("aria-label") or ""
+    assert f"{want_ok} successful events, {want_errors} error{'' if want_errors == 1 else 's'}; errors at " in label, label
+    bars = page.evaluate(
+        "() => [...document.querySelectorAll('.chart .col')].map((c) => ({ hour: c.dataset.hour, ok: +c.dataset.successful,"
+        " err: +c.dataset.errors, label: c.querySelector('.lbl').textContent, track: c.querySelector('.stack').clientHeight,"
+        " okH: c.querySelector('.bar-ok').getBoundingClientRect().height,"
+        " errH: c.querySelector('.bar-err').getBoundingClientRect().height }))")
+    most = max(b["ok"] + b["err"] for b in bars)
+    for b in bars:
+        assert abs(b["okH"] - b["track"] * b["ok"] / most) < 1.5 and abs(b["errH"] - b["track"] * b["err"] / most) < 1.5, b
+    assert all((b["okH"] > 0) == (b["ok"] > 0) and (b["errH"] > 0) == (b["err"] > 0) for b in bars), bars
+    assert [b["label"] for b in bars] == [b["hour"][11:13] for b in bars]  # every column labelled with its UTC hour
+    legend = page.locator(".chart .legend")
+    assert legend.inner_text().split() == ["Successful", "Errors", "(scim_error)"]
 
 
 def test_api_key_is_not_shown_again_after_reload(page_for: Callable[..., Any], live: Gw, screens: Path) -> None:
@@ -388,6 +418,7 @@ def test_portal_screens_fit_a_phone(page_for: Callable[..., Any], live: Gw, scre
         elif name == "18-identity-activity":
             open_identity(page, "Activity")
             page.get_by_role("row").filter(has_text="scim_error").first.wait_for()
+            page.get_by_role("img", name=re.compile("1 error; errors at")).wait_for()
         elif name == "19-users":
             page.get_by_role("navigation", name="Settings").get_by_role("link", name="Users").click()
             page.get_by_role("row").filter(has_text="dana").wait_for()

@@ -128,27 +128,48 @@ async def neighbour_latency(base: str, big: tuple[str, str, list[str]], small: t
     return {"idle": idle, "during": during, "patch_s": elapsed}
 
 
-def wrk(url: str, key: str, duration: int) -> float:
+def wrk(url: str, key: str, duration: int) -> tuple[float, int]:
+    """(requests/s, requests) of one wrk run."""
     out = subprocess.run(["wrk", "-t2", "-c16", f"-d{duration}s", "-H", f"Authorization: Bearer {key}", url],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert m, out
-    return float(m.group(1))
+    n = re.search(r"(\d+) requests in", out)
+    assert m and n, out
+    return float(m.group(1)), int(n.group(1))
 
 
-def limiter_cost(db: str, logdir: Path, tenant: str, key: str, uid: str, duration: int, rounds: int) -> dict[str, list[float]]:
+def guard_micro_us(rounds: int = 200_000) -> float:
+    """CPU microseconds the limits add to one authenticated request (address check + token bucket)."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from gateway.http.limits import RequestGuard
+    from gateway.settings import Settings
+
+    guard = RequestGuard(Settings(rate_limit_per_second=1e9, rate_limit_burst=10**9))
+    req = make_mocked_request("GET", "/scim/v2/t/Users/x", headers={"Authorization": "Bearer k"})
+    t0 = time.process_time()
+    for _ in range(rounds):
+        guard.check_address(req)
+        guard.admit_key("key", None)
+    return (time.process_time() - t0) / rounds * 1e6
+
+
+def limiter_cost(db: str, logdir: Path, tenant: str, key: str, uid: str, duration: int, rounds: int) -> dict[str, Any]:
     configs = {
         "on": {"SCIM_GATEWAY_RATE_LIMIT_PER_SECOND": "1000000000", "SCIM_GATEWAY_RATE_LIMIT_BURST": "1000000000"},
         "off": {"SCIM_GATEWAY_RATE_LIMIT_PER_SECOND": "0", "SCIM_GATEWAY_AUTH_FAILURE_LIMIT": "0"},
     }
-    res: dict[str, list[float]] = {"on": [], "off": []}
+    res: dict[str, Any] = {"on": [], "off": [], "cpu_on": [], "cpu_off": []}
     for r in range(rounds):
         for name in (("off", "on") if r % 2 == 0 else ("on", "off")):
             server, base = start(db, logdir, f"limits-{name}-{r}", **configs[name])
             url = f"{base}/scim/v2/{tenant}/Users/{uid}"
             server.wait_ready(url, {"Authorization": f"Bearer {key}"})
             wrk(url, key, 1)  # warm-up
-            res[name].append(wrk(url, key, duration))
+            cpu0 = server.cpu_seconds()
+            rps, n = wrk(url, key, duration)
+            res[name].append(rps)
+            res[f"cpu_{name}"].append((server.cpu_seconds() - cpu0) / n * 1e6)  # server CPU µs per request
             server.stop()
     return res
 
@@ -202,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     on, off = statistics.median(cost["on"]), statistics.median(cost["off"])
     print("\n## Rate limiter cost on GET by id (wrk -t2 -c16, median of rounds)\n")
     print(f"limits off: {off:,.0f} req/s {cost['off']}\nlimits on:  {on:,.0f} req/s {cost['on']}")
-    print(f"cost ratio (off / on): {off / on:.3f}x")
+    print(f"throughput ratio (off / on): {off / on:.3f}x")
+    con, coff = statistics.median(cost["cpu_on"]), statistics.median(cost["cpu_off"])
+    print(f"server CPU per GET: off {coff:.0f} us, on {con:.0f} us: cost ratio (on / off) {con / coff:.3f}x")
+    micro = guard_micro_us()
+    print(f"in-process: the limits add {micro:.2f} us of CPU per request ({1 + micro / coff:.4f}x of a GET by id's server CPU)")
     return 0
 
 

@@ -86,6 +86,8 @@ class Settings(BaseModel):
     max_filter_depth: int = Field(20, ge=1, le=50, description="Deepest parenthesis/value-path nesting of a filter")
     max_patch_operations: int = Field(1000, ge=0, description="Operations in one PATCH; 0 = no limit")
     max_elements_per_request: int = Field(50_000, ge=0, description="Array elements (members, emails...) in one body; 0 = no limit")
+    activity_max_payload_bytes: int = Field(65_536, ge=1024, description="Largest request/response payload kept in one activity event (cut beyond, with a marker)")
+    activity_max_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Activity log size per tenant; oldest events pruned beyond; 0 = no limit")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, *, flags: dict[str, str] | None = None,

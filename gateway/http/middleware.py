@@ -81,6 +81,7 @@ def record_scim_request(request: web.Request, tenant: TenantRow, status: int, er
             error=error,
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items() if k.lower() in activity.RECORDED_HEADERS},
+            max_payload=gw.settings.activity_max_payload_bytes,
             secret_names=(await gw.service.types_for(tenant)).secret_names,
         )
 

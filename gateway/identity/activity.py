@@ -13,6 +13,9 @@ import contextlib
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl, quote, urlencode
+
+import orjson
 
 import structlog
 
@@ -38,6 +41,15 @@ RECORDED_HEADERS = frozenset({"user-agent", "content-type", "accept"})
 # Secrets that can hide in free text (an error detail quoting a header, a value pasted in the wrong
 # field): gateway API keys and bearer credentials are masked wherever they appear.
 _SECRET_TEXT = re.compile(r"(scimgw_[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,})")
+# A filter comparing a secret-named attribute (``password eq "..."``, in a .search body, a query string
+# or a PATCH path): the compared value is masked, the rest of the filter kept for diagnosis.
+# Bounded repetitions and a value that always ends (at its closing quote or the end of the text) keep
+# the scan linear in the text, whatever a client puts in it.
+_SECRET_FILTER = re.compile(
+    r'(?i)((?:password|secret|token|credential)[\w$-]{0,64}+\s{1,16}+(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s{1,16}+)'
+    r'("(?:[^"\\]|\\.)*(?:"|$)|[^\s)\]]+)'
+)
+_FILTER_WORDS = ("password", "secret", "token", "credential")
 _SECRET_PARTS = ("password", "secret", "token")
 log = structlog.get_logger("scim_gateway.activity")
 
@@ -75,11 +87,36 @@ def redact(value: Any, also: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, list):
         return [redact(v, also) for v in value]
     if isinstance(value, str):
-        # The pattern needs "scimgw_" or "bearer" (any case): most strings (every request path) have neither.
-        if "scimgw_" not in value and "bearer" not in value.lower():
-            return value
-        return _SECRET_TEXT.sub(REDACTED, value)
+        # Both patterns need a marker word (any case): most strings (every request path) have none.
+        low = value.lower()
+        if "scimgw_" in value or "bearer" in low:
+            value = _SECRET_TEXT.sub(REDACTED, value)
+        if any(w in low for w in _FILTER_WORDS):
+            value = _SECRET_FILTER.sub(lambda m: f'{m.group(1)}"{REDACTED}"', value)
+        return value
     return value
+
+
+def redact_query(query: str) -> str:
+    """A query string with secrets masked in its decoded values (``filter=password eq "..."``); unchanged,
+    byte for byte, when there is nothing to mask."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    masked = [(k, redact(v)) for k, v in pairs]
+    if masked == pairs:
+        return str(redact(query))
+    return urlencode(masked, quote_via=quote)
+
+
+def cap_payload(value: Any, limit: int) -> Any:
+    """``value`` when its JSON takes at most ``limit`` bytes, else a marker saying how much was cut,
+    with the first ``limit`` bytes of the JSON text kept for diagnosis."""
+    if value is None:
+        return None
+    raw = orjson.dumps(value, default=str)
+    if len(raw) <= limit:
+        return value
+    return {"truncated": True, "original_bytes": len(raw), "cut_bytes": len(raw) - limit,
+            "head": raw[:limit].decode("utf-8", "ignore")}
 
 
 async def provisioning_listener(tx: Tx, tenant: TenantRow, change: Change, context: dict[str, Any]) -> None:
@@ -119,6 +156,7 @@ def request_event(
     error: Any | None,
     query: str = "",
     headers: dict[str, str] | None = None,
+    max_payload: int = 65_536,
     secret_names: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, Any]] | None:
     """The ``scim_error`` event for a failed request, or ``scim_read`` when the tenant's debug toggle is on.
@@ -130,14 +168,16 @@ def request_event(
     ``scim_normalize_query`` when it changed ``received_query``. ``query`` (the query string as
     received) and ``headers`` (those in :data:`RECORDED_HEADERS`) are kept so ``activity export`` can
     turn the exchange back into the request the IdP sent. Everything is redacted, ``secret_names``
-    (lowercased: the tenant's writeOnly extension attributes) like ``password``. None when nothing
-    is to be recorded.
+    (lowercased: the tenant's writeOnly extension attributes) like ``password``, and secret values
+    compared in a filter (``password eq "..."``) in the path, the query or a body; each payload
+    (request, normalized request, response) is capped at ``max_payload`` bytes of JSON, beyond which
+    a marker says how much was cut. None when nothing is to be recorded.
     """
     if error is None and not tenant.log_successful_events:
         return None
     data: dict[str, Any] = {"method": method, "path": redact(path), "status": status, "client": client, "request_id": request_id}
     if query:
-        data["query"] = redact(query)
+        data["query"] = redact_query(query)
     if headers:
         data["headers"] = redact({k: v for k, v in headers.items() if k.lower() in RECORDED_HEADERS})
     if error is not None:
@@ -149,11 +189,12 @@ def request_event(
     if normalized_query is not None and received_query is not None and normalized_query != received_query:
         data["query_normalized"] = redact(normalized_query, secret_names)
     # an error always carries its request; a read only when debugging
-    data["request"] = redact_text(received) if isinstance(received, str) else redact(received, secret_names)
+    request = redact(redact_text(received)) if isinstance(received, str) else redact(received, secret_names)
+    data["request"] = cap_payload(request, max_payload)
     if normalized is not None and normalized != received:
-        data["request_normalized"] = redact(normalized, secret_names)
+        data["request_normalized"] = cap_payload(redact(normalized, secret_names), max_payload)
     if tenant.log_successful_events:
-        data["response"] = redact(response_body, secret_names)
+        data["response"] = cap_payload(redact(response_body, secret_names), max_payload)
     return kind, data
 
 
@@ -240,7 +281,7 @@ def retention_for(tenant: TenantRow, settings: Settings) -> tuple[int | None, in
 
 
 async def enforce_retention(store: Store, settings: Settings, *, at: datetime | None = None) -> dict[str, int]:
-    """Prune every tenant's activity log to its age and count limits; returns events removed per tenant.
+    """Prune every tenant's activity log to its age, count and size limits; returns events removed per tenant.
 
     One short transaction per tenant, so a large prune never holds the write lock for all tenants at once.
     """
@@ -250,11 +291,13 @@ async def enforce_retention(store: Store, settings: Settings, *, at: datetime | 
     removed: dict[str, int] = {}
     for tenant in tenants:
         age, count = retention_for(tenant, settings)
-        if age is None and count is None:
+        if age is None and count is None and settings.activity_max_bytes <= 0:
             continue
         cutoff = format_time(moment - timedelta(days=age)) if age is not None else None
         async with store.write() as tx:
             n = await tx.prune_events(tenant.id, older_than=cutoff, keep=count)
+            if settings.activity_max_bytes > 0:  # by size as well: a few huge events must not fill the disk
+                n += await tx.prune_events_by_size(tenant.id, settings.activity_max_bytes)
         if n:
             removed[tenant.id] = n
             log.info("activity_pruned", tenant=tenant.id, removed=n)

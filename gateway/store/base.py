@@ -341,6 +341,9 @@ class Tx(Reader, FeedTx, PortalTx, Protocol):
         table (``tenants`` included), or None when there is no such tenant."""
         ...
 
+    # activity retention by size (gateway/store/activity_size.py) ----------------------------------
+    async def prune_events_by_size(self, tenant_id: str, max_bytes: int) -> int: ...
+
     # custom schema extensions (gateway/store/schemas.py) --------------------------------------
     async def put_tenant_schema(self, tenant_id: str, row: SchemaRow) -> None: ...
     async def lock_tenant(self, tenant_id: str) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from gateway.store.base import (
     ApiKeyRow,
     EventRow,
@@ -17,6 +19,7 @@ from gateway.store.base import (
     ResourceRow,
     TenantRow,
 )
+from gateway.store.activity_size import ActivitySizeOps
 from gateway.store.conn import Conn as Conn, dumps, in_lists, loads
 from gateway.store.fastread import FastReadOps
 from gateway.store.members import MemberOps
@@ -75,7 +78,7 @@ def _group(r: Any) -> ResourceRow:
 _BOUND_CANDIDATES = 1000
 
 
-class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps):
+class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, ActivitySizeOps):
     """Every read and write of the store, over one connection (inside a transaction for writes)."""
 
     def __init__(self, conn: Conn, *, row_lock: str = "", scan_conn: Conn | None = None) -> None:
@@ -431,9 +434,10 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps):
 
     # activity ------------------------------------------------------------------------------
     async def insert_event(self, tenant_id: str, type: str, created: str, data: dict[str, Any]) -> None:
+        raw = orjson.dumps(data)
         await self.conn.execute(
-            "INSERT INTO activity (tenant_id, type, created, data) VALUES (?, ?, ?, ?)",
-            (tenant_id, type, created, dumps(data)),
+            "INSERT INTO activity (tenant_id, type, created, data, size) VALUES (?, ?, ?, ?, ?)",
+            (tenant_id, type, created, raw.decode(), len(raw)),
         )
 
     async def list_events(

@@ -31,3 +31,21 @@ def in_lists(ids: Sequence[str], size: int = 500) -> Iterator[tuple[Sequence[str
     for i in range(0, len(ids), size):
         chunk = ids[i : i + size]
         yield chunk, ", ".join("?" * len(chunk))
+
+
+def newest_first(
+    sql: str, params: Sequence[Any], *, where: Sequence[tuple[str, str | None]], seq: str, before: int | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """One page of ``sql`` (a ``SELECT ... WHERE ...``), newest first by ``seq``: ``AND column = ?`` for each
+    ``(column, value)`` of ``where`` with a value, ``seq < before`` when a cursor is given, at most ``limit`` rows."""
+    out = list(params)
+    for column, value in where:
+        if value:
+            sql += f" AND {column} = ?"
+            out.append(value)
+    if before is not None:
+        sql += f" AND {seq} < ?"
+        out.append(before)
+    out.append(limit)
+    return f"{sql} ORDER BY {seq} DESC LIMIT ?", out

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from gateway.store.base import DeliveryRow, Member, OutboxEvent, ResourceRow, WebhookRow
-from gateway.store.conn import Conn, dumps as _dumps, loads as _loads
+from gateway.store.conn import Conn, dumps as _dumps, loads as _loads, newest_first
 
 _EVENT_COLS = "seq, id, type, occurred_at, source, client, data"
 _HOOK_COLS = "id, tenant_id, url, events, description, enabled, secret, cursor_seq, failing, created, updated"
@@ -395,16 +395,10 @@ class OutboxOps:
     async def list_deliveries(
         self, tenant_id: str, webhook_id: str, *, status: str | None, limit: int, before_seq: int | None
     ) -> list[DeliveryRow]:
-        sql = f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE tenant_id = ? AND endpoint_id = ?"
-        params: list[Any] = [tenant_id, webhook_id]
-        if status:
-            sql += " AND status = ?"
-            params.append(status)
-        if before_seq is not None:
-            sql += " AND event_seq < ?"
-            params.append(before_seq)
-        sql += " ORDER BY event_seq DESC LIMIT ?"
-        params.append(limit)
+        sql, params = newest_first(
+            f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE tenant_id = ? AND endpoint_id = ?",
+            (tenant_id, webhook_id), where=(("status", status),), seq="event_seq", before=before_seq, limit=limit,
+        )
         return [_delivery(r) for r in await self.conn.fetch(sql, params)]
 
     async def get_delivery(self, tenant_id: str, webhook_id: str, delivery_id: str) -> DeliveryRow | None:

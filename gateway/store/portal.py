@@ -75,7 +75,7 @@ class PortalOps:
         """Per UTC hour in ``[since, until)``: the hour (``YYYY-MM-DDTHH``), all events, events of ``error_type``.
 
         Stored times are fixed-width UTC text, so the hour is the first 13 characters on both backends;
-        hours without events are absent. One grouped query over the tenant's rows (``activity_tenant``).
+        hours without events are absent. One grouped query over the window's rows (``activity_tenant_created``).
         """
         rows = await self.conn.fetch(
             "SELECT substr(created, 1, 13) AS hour, count(*), sum(CASE WHEN type = ? THEN 1 ELSE 0 END) "

@@ -20,7 +20,7 @@ from gateway.store.base import (
     TenantRow,
 )
 from gateway.store.activity_size import ActivitySizeOps
-from gateway.store.conn import Conn as Conn, dumps, in_lists, loads
+from gateway.store.conn import Conn as Conn, dumps, in_lists, loads, newest_first
 from gateway.store.fastread import FastReadOps
 from gateway.store.members import MemberOps
 from gateway.store.ops import OpsSql
@@ -443,16 +443,10 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
     async def list_events(
         self, tenant_id: str, *, type: str | None = None, limit: int = 50, before_seq: int | None = None
     ) -> list[EventRow]:
-        sql = "SELECT seq, tenant_id, type, created, data FROM activity WHERE tenant_id = ?"
-        params: list[Any] = [tenant_id]
-        if type:
-            sql += " AND type = ?"
-            params.append(type)
-        if before_seq is not None:
-            sql += " AND seq < ?"
-            params.append(before_seq)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(limit)
+        sql, params = newest_first(
+            "SELECT seq, tenant_id, type, created, data FROM activity WHERE tenant_id = ?",
+            (tenant_id,), where=(("type", type),), seq="seq", before=before_seq, limit=limit,
+        )
         return [EventRow(r[0], r[1], r[2], r[3], loads(r[4])) for r in await self.conn.fetch(sql, params)]
 
     async def prune_events(self, tenant_id: str, *, older_than: str | None, keep: int | None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -39,12 +40,12 @@ def _children(pid: int) -> set[int]:
     return {int(x) for x in out.split()}
 
 
-def _wait(predicate: Any, timeout: float = 20.0) -> bool:
+def _wait(predicate: Any, timeout: float = 20.0, every: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.1)
+        time.sleep(every)
     return False
 
 
@@ -145,7 +146,8 @@ def test_workers_stop_when_the_parent_is_killed(two_workers: Server) -> None:
 
 
 def test_in_flight_request_finishes_within_the_grace_period(tmp_path: Path) -> None:
-    # A slow request: a large Bulk of creates takes a while; SIGTERM arrives while it is in flight.
+    # A slow request: a large Bulk of creates, each operation its own transaction. SIGTERM is sent once the
+    # server has committed the first operation (seen in its database), so the request is in flight by then.
     s = Server(tmp_path, 1)
     try:
         tenant = _post(s.base + "/api/v1/tenants", {"name": "Grace", "scim_enabled": True}, TOKEN)
@@ -162,14 +164,28 @@ def test_in_flight_request_finishes_within_the_grace_period(tmp_path: Path) -> N
 
         t = threading.Thread(target=send)
         t.start()
-        time.sleep(0.15)
+        assert _wait(lambda: _users(tmp_path / "gw.db", tenant["id"]) > 0 or not t.is_alive(), 30, 0.005)
+        assert t.is_alive(), ("the bulk finished before it was seen in flight", result)
         s.proc.send_signal(signal.SIGTERM)
         t.join(timeout=30)
         assert s.proc.wait(timeout=30) == 0
         assert result.get("status") == 200, result
+        assert len(result["body"]["Operations"]) == 400
         assert all(op["status"] == "201" for op in result["body"]["Operations"])
+        events = [e["event"] if e["event"] != "request" else (e["event"], e["path"]) for e in _events(s.log)]
+        bulk = ("request", f"/scim/v2/{tenant['id']}/Bulk")
+        # shutdown began while the bulk was being handled, and the bulk still completed before the worker stopped
+        assert events.index("worker_shutting_down") < events.index(bulk) < events.index("worker_stopped"), events
     finally:
         s.close()
+
+
+def _users(db: Path, tenant_id: str) -> int:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(con.execute("SELECT count(*) FROM users WHERE tenant_id = ?", (tenant_id,)).fetchone()[0])
+    finally:
+        con.close()
 
 
 def test_metrics_aggregate_across_workers(two_workers: Server) -> None:

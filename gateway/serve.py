@@ -68,6 +68,15 @@ def bound_port(sock: socket.socket) -> int:
 
 
 # --- one worker -----------------------------------------------------------------------------------
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """A new event loop of the configured kind (Settings has checked that uvloop is installed)."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def run_worker(settings: Settings, sock: socket.socket, *, parent: int | None = None) -> None:
     """Serve ``create_app(settings)`` on ``sock`` until SIGTERM/SIGINT; under a supervisor (``parent``
     its pid) until SIGTERM from it, or until it is gone."""
@@ -83,14 +92,16 @@ def run_worker(settings: Settings, sock: socket.socket, *, parent: int | None = 
         app.on_startup.append(_supervised_signals)
         app.cleanup_ctx.append(_parent_watcher(parent))
     app.on_shutdown.append(_shutting_down)
-    web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
+    web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds,
+                loop=new_loop(settings.loop))
     if parent is not None and os.getppid() != parent:
         log.warning("parent_gone", pid=os.getpid(), parent=parent)  # stopped by PR_SET_PDEATHSIG or the watcher
     log.info("worker_stopped", pid=os.getpid())
 
 
 async def _announce(app: Any) -> None:
-    log.info("worker_serving", pid=os.getpid())
+    loop = type(asyncio.get_running_loop())
+    log.info("worker_serving", pid=os.getpid(), loop=f"{loop.__module__}.{loop.__qualname__}")
 
 
 async def _shutting_down(app: Any) -> None:

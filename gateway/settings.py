@@ -8,9 +8,10 @@ field one.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+import importlib.util
+from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 ENV_PREFIX = "SCIM_GATEWAY_"
 PLUGIN_ENV_PREFIX = ENV_PREFIX + "PLUGIN_"
@@ -47,6 +48,16 @@ class Settings(BaseModel):
         30.0, ge=0, description="On SIGTERM/SIGINT, how long in-flight requests get to finish before workers are stopped")
     database_connect_timeout: float = Field(
         30.0, ge=0, description="At start, how long to retry an unreachable PostgreSQL (with back-off) before giving up")
+    loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="Event loop of `serve`: asyncio, or uvloop (install the `uvloop` extra first)")
+
+    @field_validator("loop")
+    @classmethod
+    def _loop_installed(cls, value: str) -> str:
+        if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed: pip install 'scim-gateway[uvloop]', or use loop = asyncio")
+        return value
+
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics and count requests")
     metrics_token: str | None = Field(None, description="Bearer token /metrics requires; unset = /metrics is open")
     metrics_tenant_label: bool = Field(

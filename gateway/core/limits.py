@@ -23,9 +23,14 @@ def check_text(value: str, where: str) -> None:
         raise InvalidValueError(f"{where} contains a lone UTF-16 surrogate, which is not valid Unicode") from None
 
 
-def check_json(value: Any, *, max_depth: int, setting: str = "max_json_depth") -> None:
+def check_json(value: Any, *, max_depth: int, setting: str = "max_json_depth", strings: bool = True) -> None:
     """Refuse bodies nested deeper than ``max_depth`` (400 invalidSyntax) or holding NUL/lone surrogates
-    in any key or string (400 invalidValue)."""
+    in any key or string (400 invalidValue). ``strings=False`` checks the depth only: for a value that
+    orjson parsed from UTF-8 bytes without a ``\\u0000`` escape, which can hold neither (orjson refuses
+    lone surrogates, and JSON raw control characters)."""
+    if not strings:
+        _check_depth(value, max_depth, setting)
+        return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -49,6 +54,20 @@ def check_json(value: Any, *, max_depth: int, setting: str = "max_json_depth") -
                     _check_string(v)
         elif isinstance(item, str):
             _check_string(item)
+
+
+def _check_depth(value: Any, max_depth: int, setting: str) -> None:
+    level: list[Any] = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:  # breadth first, one level of containers at a time
+        depth += 1
+        if depth > max_depth:
+            raise InvalidSyntaxError(f"request body is nested deeper than {max_depth} levels (setting {setting})")
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below.extend(v for v in children if isinstance(v, (dict, list)))
+        level = below
 
 
 def _check_string(s: str) -> None:

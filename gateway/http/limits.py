@@ -227,7 +227,10 @@ async def read_json(request: web.Request, settings: Settings) -> tuple[Any, byte
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidSyntaxError(f"request body is not valid JSON: {str(exc)[:200]}") from None
-    check_json(value, max_depth=settings.max_json_depth)
+    # Parsed from UTF-8 bytes, a body can hold a NUL only through the \u0000 escape (orjson refuses lone
+    # surrogates and raw control characters): without one, only the depth needs a walk.
+    check_json(value, max_depth=settings.max_json_depth,
+               strings=isinstance(text, str) or b"\\u0000" in text)
     if isinstance(text, str):
         raw = orjson.dumps(value)
     return value, raw

@@ -50,8 +50,10 @@ def unopened_store(request: Any, tmp_path: Path) -> Store:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Any:
-    """A real `scim-gateway serve --demo` process on a free port: yields {'url', 'key'}."""
+def server(tmp_path: Path, request: Any) -> Any:
+    """A real `scim-gateway serve --demo` process on a free port: yields {'url', 'key'}.
+
+    ``@pytest.mark.server_env(NAME="value")`` adds settings to the process's environment."""
     from gateway.testing import free_port
 
     port = free_port()
@@ -59,6 +61,8 @@ def server(tmp_path: Path) -> Any:
     log_file = log_path.open("w")  # a file, not a pipe: an undrained pipe would block the server's logging
     env = {**os.environ, "SCIM_GATEWAY_DATABASE": str(tmp_path / "serve.db"), "SCIM_GATEWAY_LOG_JSON": "true"}
     env.pop("SCIM_GATEWAY_PUBLIC_URL", None)
+    marker = request.node.get_closest_marker("server_env")
+    env.update(marker.kwargs if marker else {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--demo", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=log_file, text=True,

@@ -6,9 +6,11 @@ the modules SqlOps inherits from never import SqlOps's own module back.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence, TypeVar
 
 import orjson
+
+_T = TypeVar("_T")
 
 
 class Conn(Protocol):
@@ -26,7 +28,7 @@ def loads(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-def in_lists(ids: Sequence[str], size: int = 500) -> Iterator[tuple[Sequence[str], str]]:
+def in_lists(ids: Sequence[_T], size: int = 500) -> Iterator[tuple[Sequence[_T], str]]:
     """``(chunk, "?, ?, ...")`` for each slice of ``ids``: IN lists short enough for any backend."""
     for i in range(0, len(ids), size):
         chunk = ids[i : i + size]

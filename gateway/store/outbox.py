@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from gateway.store.base import DeliveryRow, Member, OutboxEvent, ResourceRow, WebhookRow
-from gateway.store.conn import Conn, dumps as _dumps, loads as _loads, newest_first
+from gateway.store.conn import Conn, dumps as _dumps, in_lists, loads as _loads, newest_first
 
 _EVENT_COLS = "seq, id, type, occurred_at, source, client, data"
 _HOOK_COLS = "id, tenant_id, url, events, description, enabled, secret, cursor_seq, failing, created, updated"
@@ -135,9 +135,7 @@ class OutboxOps:
 
     async def users_by_ids(self, tenant_id: str, user_ids: list[str]) -> dict[str, ResourceRow]:
         out: dict[str, ResourceRow] = {}
-        for i in range(0, len(user_ids), _CHUNK):
-            chunk = user_ids[i : i + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(user_ids, _CHUNK):
             rows = await self.conn.fetch(
                 "SELECT seq, id, data, version, created, last_modified, roles, provisioned_by, active FROM users"
                 f" WHERE tenant_id = ? AND id IN ({marks})",
@@ -341,9 +339,7 @@ class OutboxOps:
         if not ids:
             return []
         claimed: list[DeliveryRow] = []
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(ids, _CHUNK):
             claimed += [_delivery(r) for r in await self.conn.fetch(
                 f"UPDATE webhook_deliveries SET lease_until = ?, lease_token = ?, attempts = attempts + 1"
                 f" WHERE id IN ({marks}) RETURNING {_DELIVERY_COLS}",
@@ -366,9 +362,7 @@ class OutboxOps:
 
     async def outbox_events(self, tenant_id: str, seqs: list[int]) -> dict[int, OutboxEvent]:
         out: dict[int, OutboxEvent] = {}
-        for i in range(0, len(seqs), _CHUNK):
-            chunk = seqs[i : i + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(seqs, _CHUNK):
             for r in await self.conn.fetch(
                 f"SELECT {_EVENT_COLS} FROM outbox WHERE tenant_id = ? AND seq IN ({marks})", (tenant_id, *chunk)
             ):

@@ -267,9 +267,7 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
     async def remove_members(self, tenant_id: str, group_id: str, member_ids: list[str]) -> list[str]:
         """Delete these memberships; returns the ids that were members (so listeners know the exact delta)."""
         removed: list[str] = []
-        for i in range(0, len(member_ids), 500):
-            chunk = member_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(member_ids):
             rows = await self.conn.fetch(
                 f"DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ({marks})"
                 " RETURNING member_id",
@@ -311,9 +309,7 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
     async def existing_ids(self, tenant_id: str, ids: list[str]) -> dict[str, str]:
         """Which of ``ids`` exist in the tenant, mapped to ``User`` or ``Group``."""
         found: dict[str, str] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(ids):
             for table, kind in (("users", "User"), ("groups", "Group")):
                 # in a PostgreSQL write, KEY SHARE keeps a concurrent delete from orphaning the membership
                 rows = await self.conn.fetch(
@@ -377,9 +373,7 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
     # roles ---------------------------------------------------------------------------------
     async def get_user_roles(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for i in range(0, len(user_ids), 500):
-            chunk = user_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_lists(user_ids):
             rows = await self.scan_conn.fetch(
                 f"SELECT id, roles FROM users WHERE tenant_id = ? AND id IN ({marks})", (tenant_id, *chunk)
             )

@@ -189,7 +189,7 @@ async def outbox_listener(tx: Tx, tenant: TenantRow, change: Change, context: di
         if start:
             await asyncio.sleep(0)
         chunk = out[start:start + _YIELD_EVERY]
-        tx.emit([OutboxEvent(id=eid, type=type, tenant_id=tid, occurred_at=at, source="scim", client=client, data=data)
+        tx.emit([new_event(tid, type, data, source="scim", client=client, occurred_at=at, id=eid)
                  for eid, (type, data) in zip(event_ids(len(chunk)), chunk)])
     if change.resource_type == "Group" and roles_changed:
         await emit_roles_changed(tx, tid, roles_changed, source="scim", client=client)

@@ -29,9 +29,16 @@ MEMBERS = 3_000
 BIG = ("INSERT INTO group_members", "INSERT INTO outbox ")
 
 
+def _connection_classes() -> list[type]:
+    try:
+        from gateway.store.postgres import _Conn  # needs asyncpg
+    except ImportError:
+        return [sqlite_backend._WriteConn]
+    return [sqlite_backend._WriteConn, _Conn]
+
+
 def _counting(monkeypatch: pytest.MonkeyPatch, counter: dict[str, int]) -> None:
-    for cls in [sqlite_backend._WriteConn] + ([__import__("gateway.store.postgres", fromlist=["_Conn"])._Conn]
-                                               if _has_asyncpg() else []):
+    for cls in _connection_classes():
         for name in ("fetch", "execute", "executemany"):
             original = getattr(cls, name)
 
@@ -52,14 +59,6 @@ def _counting(monkeypatch: pytest.MonkeyPatch, counter: dict[str, int]) -> None:
         emit(self, events)
 
     monkeypatch.setattr(OutboxOps, "emit", counted_emit)
-
-
-def _has_asyncpg() -> bool:
-    try:
-        import asyncpg  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 async def test_a_big_member_add_hands_the_loop_back(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -82,6 +82,9 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
     if method not in r.methods:
         raise ScimError(f"{method} is not allowed on {request.path}", status=405)
     svc = gw.service
+    # List pages may carry pre-encoded resources when nothing but the HTTP layer's serialiser reads the
+    # body: no plugin shapes this client's responses and the activity log does not record successes.
+    encoded = not tenant.log_successful_events and not gw.plugins.implements(hooks, "scim_shape_response")
     # the tenant's own resource types, with its declared extensions
     tenant_types = await svc.types_for(tenant)
     if request.query:
@@ -112,14 +115,14 @@ async def _dispatch(gw: Gateway, hooks: Any, client: Client, request: ScimReques
         params = list_params(query)
         if r.resource_type is None:
             return await _search_all(gw, tenant, params, tenant_types)
-        return await svc.search(tenant, tenant_types.types[r.resource_type], params)
+        return await svc.search(tenant, tenant_types.types[r.resource_type], params, encoded=encoded)
 
     assert r.resource_type is not None
     rtype = tenant_types.types[r.resource_type]
     params = list_params(request.query)
     if r.kind == "collection":
         if method == "GET":
-            return await svc.search(tenant, rtype, params)
+            return await svc.search(tenant, rtype, params, encoded=encoded)
         payload = _body_object(request)
         hooks.scim_normalize_resource(client=client, request=request, payload=payload)
 

@@ -140,6 +140,10 @@ class PluginHost:
         """Per-request hooks that run on ``client`` and on cross-cutting plugins only."""
         return self._subset(client)
 
+    def implements(self, hooks: Any, hook: str) -> bool:
+        """Whether some plugin implements ``hook`` in ``hooks`` (a :meth:`hooks_for` namespace)."""
+        return not isinstance(getattr(hooks, hook), _Unimplemented)
+
     def _build_subset(self, client: str) -> Any:
         others = [p for p in (self.pm.get_plugin(n) for n in self.idp_plugins() if n != client) if p is not None]
         callers: dict[str, Any] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.core.schema import Attribute, ResourceType
 
-__all__ = ["parse_attribute_list", "project"]
+__all__ = ["default_hidden", "parse_attribute_list", "project"]
 
 _CORE = ""  # container key of the core schema's attributes in a plan
 
@@ -116,6 +116,14 @@ def _plan(rtype: ResourceType, attributes: tuple[str, ...] | None, excluded: tup
         _PLANS.clear()  # attribute lists come from clients: bound the cache, simply
     _PLANS[key] = plan
     return plan
+
+
+def default_hidden(rtype: ResourceType) -> tuple[str, ...] | None:
+    """The top-level attributes a response with neither ``attributes`` nor ``excludedAttributes`` leaves
+    out (``returned: never/request``), or None when that default projection needs more than dropping
+    top-level keys (a hidden sub-attribute)."""
+    plan = _plan(rtype, None, None)
+    return plan.fast_drop if plan.fast_ok else None
 
 
 def project(

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
+import orjson
+
 from gateway.clock import now
 from gateway.core.errors import (
     InvalidSyntaxError,
@@ -26,7 +28,8 @@ from gateway.core.filter import And, AttrPath, Compare, parse_filter
 from gateway.core.limits import check_elements, count_elements
 from gateway.core.paging import ListParams, PagingWalks, decode_cursor, encode_cursor, list_params
 from gateway.core.patch import MemberChanges, apply_patch, member_matches
-from gateway.core.projection import project
+from gateway.core.projection import default_hidden, project
+from gateway.core.rendering import Splicer
 from gateway.core.resource import prepare_write
 from gateway.core.schema import (
     LIST_RESPONSE_SCHEMA,
@@ -38,6 +41,7 @@ from gateway.core.schema import (
 from gateway.core.sqlfilter import compile_filter, compile_sort
 from gateway.core.substring import compile_narrowing
 from gateway.store.base import Member, Query, ResourceRow, Store, StoreConflict, TenantRow, Tx
+from gateway.store.conn import loads
 from gateway.store.rows import fold
 from gateway.types import Change
 
@@ -164,6 +168,7 @@ class ScimService:
         self.types = {"User": user_type(), "Group": group_type()}
         self.walks = PagingWalks()
         self.schemas = SchemaCache(store)
+        self._splicers: dict[str, tuple[ResourceType, Splicer | None]] = {}
 
     async def types_for(self, tenant: TenantRow) -> TenantTypes:
         """The resource types ``tenant`` is served with: the built-in ones plus its declared extensions."""
@@ -195,15 +200,7 @@ class ScimService:
         doc: dict[str, Any] = {"schemas": schemas, "id": row.id, **data}
         doc["schemas"] = schemas  # the stored copy never wins; the key keeps its first place
         if groups:
-            doc["groups"] = [
-                {
-                    "value": g.value,
-                    "$ref": self.location(tenant_id, self.types["Group"], g.value),
-                    "display": g.display,
-                    "type": "direct",
-                }
-                for g in groups
-            ]
+            doc["groups"] = self._groups_value(tenant_id, groups)
         if members is not None and members:
             # members.display is not stored (members are bare rows); the schema we serve marks it readOnly
             doc["members"] = [
@@ -214,14 +211,44 @@ class ScimService:
                 }
                 for m in members
             ]
-        doc["meta"] = {
+        doc["meta"] = self._meta(tenant_id, rtype, row)
+        return doc
+
+    def _groups_value(self, tenant_id: str, groups: list[Member]) -> list[dict[str, Any]]:
+        return [
+            {"value": g.value, "$ref": self.location(tenant_id, self.types["Group"], g.value), "display": g.display,
+             "type": "direct"}
+            for g in groups
+        ]
+
+    def _meta(self, tenant_id: str, rtype: ResourceType, row: ResourceRow) -> dict[str, Any]:
+        return {
             "resourceType": rtype.name,
             "created": row.created,
             "lastModified": row.last_modified,
             "location": self.location(tenant_id, rtype, row.id),
             "version": etag(row.version),
         }
-        return doc
+
+    def _splicer(self, rtype: ResourceType) -> Splicer | None:
+        """The renderer of ``rtype``'s common stored documents straight from their text (None: never applies)."""
+        found = self._splicers.get(rtype.name)
+        if found is None or found[0] is not rtype:
+            hidden = default_hidden(rtype)
+            found = self._splicers[rtype.name] = (rtype, Splicer(rtype.schema, hidden) if hidden is not None else None)
+        return found[1]
+
+    def _rendered_user(self, tenant_id: str, rtype: ResourceType, row: ResourceRow, groups: list[Member] | None,
+                       splicer: Splicer) -> Any:
+        """A ``Query(raw=True)`` user row as the response shows it with no projection parameters: spliced
+        JSON text (an ``orjson.Fragment``) when it can be, else the document (decoded now) projected."""
+        assert row.raw is not None
+        text = splicer.render(row.raw, row.id, self._groups_value(tenant_id, groups) if groups else None,
+                              self._meta(tenant_id, rtype, row))
+        if text is not None:
+            return orjson.Fragment(text)
+        row.data = loads(row.raw)
+        return self._project(self.document(tenant_id, rtype, row, groups=groups), rtype, None, None)
 
     async def _full(
         self,
@@ -342,8 +369,15 @@ class ScimService:
             query.offset = max(params.start_index, 1) - 1
         return query
 
-    async def search(self, tenant: TenantRow, rtype: ResourceType, params: ListParams) -> Result:
+    async def search(self, tenant: TenantRow, rtype: ResourceType, params: ListParams, *, encoded: bool = False) -> Result:
+        """A list page (RFC 7644 §3.4.2). With ``encoded``, resources the default projection shows as
+        stored may come back as pre-encoded JSON (``orjson.Fragment``) instead of dicts: for a caller that
+        only serialises the body (no hook reads or changes it)."""
         query = self.compile_query(rtype, params)
+        splicer = None
+        if encoded and rtype.name == "User" and not params.attributes and not params.excluded:
+            splicer = self._splicer(rtype)
+            query.raw = splicer is not None
         start = query.offset
         walk: tuple[Any, ...] | None = None
         if params.cursor is None and query.order_by is None and not query.descending and query.limit:
@@ -355,17 +389,23 @@ class ScimService:
         async with self.store.read() as r:
             page = await (r.query_users if rtype.name == "User" else r.query_groups)(tenant.id, query)
             docs: list[dict[str, Any]] = []
+            resources: list[Any] = []
             if rtype.name == "User":
                 groups: dict[str, list[Member]] = {}
                 if page.rows and _wants("groups", params.attributes, params.excluded):
                     groups = await r.groups_of_users(tenant.id, [row.id for row in page.rows])
-                docs = [self.document(tenant.id, rtype, row, groups=groups.get(row.id)) for row in page.rows]
+                if splicer is not None:
+                    resources = [self._rendered_user(tenant.id, rtype, row, groups.get(row.id), splicer)
+                                 for row in page.rows]
+                else:
+                    docs = [self.document(tenant.id, rtype, row, groups=groups.get(row.id)) for row in page.rows]
             else:
                 members: dict[str, list[Member]] = {}
                 if page.rows and _wants("members", params.attributes, params.excluded):
                     members = await r.members_of_groups(tenant.id, [row.id for row in page.rows])
                 docs = [self.document(tenant.id, rtype, row, members=members.get(row.id)) for row in page.rows]
-        resources = [self._project(d, rtype, params.attributes, params.excluded) for d in docs]
+        if splicer is None:
+            resources = [self._project(d, rtype, params.attributes, params.excluded) for d in docs]
         total = page.total if query.count_total else query.known_total
         if walk is not None and page.rows and len(page.rows) == query.limit:
             self.walks.remember((*walk, start + len(page.rows)), page.rows[-1].seq, total)

@@ -58,6 +58,9 @@ class ResourceRow:
     roles: list[str] = field(default_factory=list)
     provisioned_by: str = "scim"
     active: bool = True
+    # The stored ``data`` as the backend returned it (JSON text), on rows of a ``Query(raw=True)``
+    # page: their ``data`` is left empty, undecoded, for a caller that renders the text itself.
+    raw: str | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +89,8 @@ class Query:
     # still decides.
     narrow: str = ""
     narrow_params: list[Any] = field(default_factory=list)
+    # performance: rows come back with ``raw`` (the stored JSON text) and an empty ``data``, roles undecoded
+    raw: bool = False
 
 
 @dataclass(slots=True)

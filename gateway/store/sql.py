@@ -69,6 +69,11 @@ def _user(r: Any) -> ResourceRow:
     )
 
 
+def _user_raw(r: Any) -> ResourceRow:
+    """A user row for rendering straight from its stored text: ``data`` and ``roles`` are not decoded."""
+    return ResourceRow(r[1], {}, r[3], r[4], r[5], r[0], [], r[7], bool(r[8]), r[2])
+
+
 def _group(r: Any) -> ResourceRow:
     return ResourceRow(seq=r[0], id=r[1], data=loads(r[2]), version=r[3], created=r[4], last_modified=r[5])
 
@@ -226,7 +231,7 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
         return await self._delete_resource("users", tenant_id, user_id)
 
     async def query_users(self, tenant_id: str, query: Query) -> Page:
-        return await self._query("users", _USER_COLS, _user, tenant_id, query)
+        return await self._query("users", _USER_COLS, _user_raw if query.raw else _user, tenant_id, query)
 
     # groups --------------------------------------------------------------------------------
     async def get_group(self, tenant_id: str, group_id: str) -> ResourceRow | None:

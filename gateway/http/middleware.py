@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
+from random import getrandbits
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -19,6 +19,7 @@ from gateway.http.metrics import observe
 from gateway.http.ops import QUIET_PATHS
 from gateway.http.scim import scim_response
 from gateway.identity import activity
+from gateway.logging import RequestLine
 from gateway.pipeline import ShapedError
 from gateway.store.base import TenantRow
 
@@ -88,18 +89,23 @@ def record_scim_request(request: web.Request, tenant: TenantRow, status: int, er
     gw.activity.submit(tenant.id, build)
 
 
+_LINE = RequestLine("scim_gateway.http")
+
+
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in QUIET_PATHS:  # probes and scrapes: answered by themselves, kept out of the request log
+    path = request.path
+    if path in QUIET_PATHS:  # probes and scrapes: answered by themselves, kept out of the request log
         return await handler(request)
-    rid = request.headers.get("X-Request-Id", "")
-    if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
-        rid = f"{random.getrandbits(64):016x}"  # a correlation id, not a secret: no need for the OS's entropy
+    rid = request.headers.get("X-Request-Id")
+    if rid is None or not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
+        rid = f"{getrandbits(64):016x}"  # a correlation id, not a secret: no need for the OS's entropy
     request[request_id_key] = rid
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()
     error: ScimError | None = None
+    response: web.StreamResponse | None = None
     try:
         try:
             response = await handler(request)
@@ -113,7 +119,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            detail = f"{request.method} is not allowed on {activity.redact(request.path)[:200]}" if exc.status == 405 else exc.reason
+            detail = f"{request.method} is not allowed on {activity.redact(path)[:200]}" if exc.status == 405 else exc.reason
             error = ScimError(detail or "request failed", status=exc.status)
             response = _error_response(exc.status, error.to_body(), request)
             if "Allow" in exc.headers:  # RFC 9110 §15.5.6: a 405 names the methods that are allowed
@@ -123,7 +129,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             error = ScimError("the client closed the connection", status=499)
             raise
         except Exception:
-            log.exception("unhandled_error", path=activity.redact(request.path))
+            log.exception("unhandled_error", path=activity.redact(path))
             error = ScimError(f"internal server error (request id {rid})", status=500)
             response = _error_response(500, error.to_body(), request)
         if error is not None:
@@ -131,21 +137,23 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["X-Request-Id"] = rid
         return response
     finally:
-        tenant = request.get(tenant_key)
-        status = error.status if error else (response.status if "response" in locals() else 500)
-        if tenant is not None and request.path.startswith("/scim/"):
-            record_scim_request(request, tenant, status, error)
         duration = time.perf_counter() - started
+        tenant = request.get(tenant_key)
+        status = error.status if error else (response.status if response is not None else 500)
+        if tenant is not None and path.startswith("/scim/"):
+            record_scim_request(request, tenant, status, error)
         metrics = request.app[metrics_key]
         if metrics.enabled:
             observe(metrics, request, status, error, tenant.id if tenant else None, duration)
-        log.info(
-            "request",
-            method=request.method,
-            path=activity.redact(request.path),  # a key pasted into a URL never reaches the log
-            status=status,
-            tenant=tenant.id if tenant else request.match_info.get("tenant_id"),
-            client=request.get(client_key),
-            duration_ms=round(duration * 1000, 2),
-            **({"scim_type": error.scim_type} if error and error.scim_type else {}),
-        )
+        if _LINE.enabled:
+            fields = {
+                "method": request.method,
+                "path": activity.redact(path),  # a key pasted into a URL never reaches the log
+                "status": status,
+                "tenant": tenant.id if tenant else request.match_info.get("tenant_id"),
+                "client": request.get(client_key),
+                "duration_ms": round(duration * 1000, 2),
+            }
+            if error and error.scim_type:
+                fields["scim_type"] = error.scim_type
+            _LINE.emit("request", fields)

@@ -6,10 +6,17 @@ by any connection of any process, can answer from memory in between: SQLite's ``
 changes whenever another connection (another process, or this process's writer) commits. Every commit
 empties the cache, so a revoked key or a disabled tenant is refused on the very next request in every
 process; only a database with no commit since the previous lookup is answered from memory.
+
+The change counter itself is read at most once per event-loop iteration. That is as exact as reading
+it per request: a request whose bytes reached this process after a commit elsewhere is handled in a
+later iteration than the one whose ``select`` returned them, and every read in that iteration happens
+after that ``select``, so after the commit. This process's own commits expire the reading at once
+(:meth:`expire`), so a write followed by a lookup in the same callback sees its own commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 _MAX_ENTRIES = 4096
@@ -21,14 +28,26 @@ class AuthCache:
     def __init__(self, version: Callable[[], int]) -> None:
         self._version = version
         self._seen = -1
+        self._fresh = False  # ``_seen`` was read during this event-loop iteration
         self._entries: dict[str, Any] = {}
+
+    def expire(self) -> None:
+        """Forget the counter's reading: the next :meth:`current` reads it again."""
+        self._fresh = False
 
     def current(self) -> int:
         """The database's change counter now; empties the cache if anything was committed since last time."""
+        if self._fresh:
+            return self._seen
         v = self._version()
         if v != self._seen:
             self._entries.clear()
             self._seen = v
+        try:
+            asyncio.get_running_loop().call_soon(self.expire)  # queued now, it runs first in the next iteration
+        except RuntimeError:  # no loop (a synchronous caller): read every time
+            return v
+        self._fresh = True
         return v
 
     def get(self, key_hash: str) -> Any | None:

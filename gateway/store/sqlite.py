@@ -406,6 +406,8 @@ class SqliteStore:
                 if not fut.done():
                     fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(f"commit interrupted: {exc!r}"))
         else:
+            if self.auth_cache is not None:
+                self.auth_cache.expire()  # this process's own commit: read the change counter again
             for fut in batch:
                 if not fut.done():
                     fut.set_result(None)

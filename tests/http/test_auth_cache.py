@@ -120,3 +120,32 @@ async def test_auth_cache_answers_without_a_statement_until_something_commits(tm
         assert await authenticate(store, tenant.id, key.key) is None
     finally:
         await store.close()
+
+
+async def test_auth_cache_reads_the_change_counter_once_per_loop_iteration(tmp_path: Path) -> None:
+    import asyncio
+
+    from gateway.clock import now
+    from gateway.identity.tenants import authenticate, create_api_key, create_tenant
+    from gateway.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "i.db"))
+    await store.open()
+    try:
+        tenant = await create_tenant(store, "i", scim_enabled=True)
+        key = await create_api_key(store, tenant.id, "k")
+        statements: list[str] = []
+        assert store._point is not None
+        store._point.set_trace_callback(statements.append)
+        await asyncio.sleep(0)
+        for _ in range(5):  # one iteration: the counter is read once
+            assert await authenticate(store, tenant.id, key.key) is not None
+        assert len([s for s in statements if "data_version" in s]) == 1
+        await asyncio.sleep(0)  # the next iteration reads it again
+        assert await authenticate(store, tenant.id, key.key) is not None
+        assert len([s for s in statements if "data_version" in s]) == 2
+        async with store.write() as tx:  # this process's own commit expires the reading at once
+            await tx.revoke_api_key(tenant.id, key.row.id, now())
+        assert await authenticate(store, tenant.id, key.key) is None
+    finally:
+        await store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -76,3 +77,30 @@ def test_configuration_reference_is_generated_and_current() -> None:
         assert f"`{env_name(name)}`" in table
         assert info.description, f"Settings.{name} needs a description= (it is the configuration reference)"
     assert "| `SCIM_GATEWAY_PORT` | `serve --port` | `8080` |" in table
+
+
+def test_request_line_renders_what_structlog_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.logging import RequestLine
+
+    configure(json=True, level="INFO", cache=False)
+    capsys.readouterr()
+    line = RequestLine("scim_gateway.http")
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id="abc123", api_key="scimgw_secret")
+    try:
+        fields = {"method": "GET", "path": "/scim/v2/t/Users", "status": 200, "tenant": "t", "client": "okta",
+                  "duration_ms": 0.5, "token": "hidden"}
+        assert line.enabled
+        line.emit("request", dict(fields))
+        structlog.get_logger("scim_gateway.http").info("request", **fields)
+        fast, reference = _lines(capsys)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert list(fast) == list(reference)  # the same members, in the same order
+    assert {k: v for k, v in fast.items() if k != "timestamp"} == {k: v for k, v in reference.items() if k != "timestamp"}
+    assert fast["api_key"] == fast["token"] == "[redacted]" and "scimgw_secret" not in str(fast)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", fast["timestamp"])
+    assert fast["timestamp"][:19] == reference["timestamp"][:19] or fast["timestamp"] < reference["timestamp"]
+    configure(json=True, level="WARNING", cache=False)
+    assert not line.enabled
+    configure(json=True, level="INFO", cache=False)

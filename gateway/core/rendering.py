@@ -17,6 +17,7 @@ inside string values (``\\"``) never match the unescaped patterns searched for.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -24,6 +25,8 @@ import orjson
 __all__ = ["Splicer"]
 
 _URN = '"urn:'
+# ids, timestamps and versions the gateway writes: nothing JSON would escape (else orjson renders meta)
+_PLAIN = re.compile(r"[\w.:+~-]*", re.ASCII)
 
 
 class Splicer:
@@ -34,13 +37,21 @@ class Splicer:
         urn = orjson.dumps(core_urn).decode()
         # compact (orjson, SQLite) and PostgreSQL's jsonb text form ("key": value, ", " between members)
         self._tokens = (f'"schemas":[{urn}]', f'"schemas": [{urn}]')
+        self._tail = f',"schemas":[{urn}]}}'  # where prepare_write puts it: the last member
         self._head = '{"schemas":[' + urn + '],"id":'
         self._hidden = tuple(orjson.dumps(name).decode() for name in hidden)
 
     def inner(self, raw: str) -> str | None:
         """The stored members other than ``schemas``, as comma-separated JSON text (may be empty), or None
         when ``raw`` is not a document this class can render."""
-        if raw.count(_URN) != 1 or raw[:1] != "{" or raw[-1:] != "}":
+        if raw.count(_URN) != 1:
+            return None
+        for name in self._hidden:
+            if name in raw:
+                return None
+        if raw.endswith(self._tail) and raw[:1] == "{":  # the common case: one slice
+            return raw[1 : -len(self._tail)]
+        if raw[:1] != "{" or raw[-1:] != "}":
             return None
         for token in self._tokens:
             i = raw.find(token)
@@ -48,9 +59,6 @@ class Splicer:
                 break
         else:
             return None
-        for name in self._hidden:
-            if name in raw:
-                return None
         j = i + len(token)
         before = raw[1:i].rstrip()
         if before.endswith(","):
@@ -62,15 +70,30 @@ class Splicer:
             return f"{before},{after}"
         return before or after
 
-    def render(self, raw: str, rid: str, groups: list[dict[str, Any]] | None, meta: dict[str, Any]) -> str | None:
-        """The response JSON text of one stored document (``groups`` omitted when empty), or None."""
+    def render(self, raw: str, rid: str, groups: list[dict[str, Any]] | None, resource_type: str, created: str,
+               last_modified: str, base: str, version: int) -> str | None:
+        """The response JSON text of one stored document (``groups`` omitted when empty), or None.
+
+        ``meta.location`` is ``base`` + ``rid``; ``base`` is JSON text without its closing quote
+        (:meth:`location_base`)."""
         inner = self.inner(raw)
         if inner is None:
             return None
-        parts = [self._head, orjson.dumps(rid).decode()]
+        if _PLAIN.fullmatch(rid) and _PLAIN.fullmatch(created) and _PLAIN.fullmatch(last_modified):
+            meta = (f'"meta":{{"resourceType":"{resource_type}","created":"{created}","lastModified":'
+                    f'"{last_modified}","location":{base}{rid}","version":"W/\\"{version}\\""}}')
+            jid = f'"{rid}"'
+        else:
+            meta = '"meta":' + orjson.dumps({"resourceType": resource_type, "created": created,
+                                             "lastModified": last_modified, "location": orjson.loads(base + '"') + rid,
+                                             "version": f'W/"{version}"'}).decode()
+            jid = orjson.dumps(rid).decode()
+        groups_text = ',"groups":' + orjson.dumps(groups).decode() + "," if groups else ","
         if inner:
-            parts += [",", inner]
-        if groups:
-            parts += [',"groups":', orjson.dumps(groups).decode()]
-        parts += [',"meta":', orjson.dumps(meta).decode(), "}"]
-        return "".join(parts)
+            return f"{self._head}{jid},{inner}{groups_text}{meta}}}"
+        return f"{self._head}{jid}{groups_text}{meta}}}"
+
+    @staticmethod
+    def location_base(prefix: str) -> str:
+        """``prefix`` (a location without the id) as JSON text, its closing quote left off."""
+        return orjson.dumps(prefix).decode()[:-1]

@@ -169,6 +169,7 @@ class ScimService:
         self.walks = PagingWalks()
         self.schemas = SchemaCache(store)
         self._splicers: dict[str, tuple[ResourceType, Splicer | None]] = {}
+        self._location_bases: dict[tuple[str, str], str] = {}  # (tenant, endpoint) -> JSON text of the location prefix
 
     async def types_for(self, tenant: TenantRow) -> TenantTypes:
         """The resource types ``tenant`` is served with: the built-in ones plus its declared extensions."""
@@ -243,8 +244,14 @@ class ScimService:
         """A ``Query(raw=True)`` user row as the response shows it with no projection parameters: spliced
         JSON text (an ``orjson.Fragment``) when it can be, else the document (decoded now) projected."""
         assert row.raw is not None
-        text = splicer.render(row.raw, row.id, self._groups_value(tenant_id, groups) if groups else None,
-                              self._meta(tenant_id, rtype, row))
+        base = self._location_bases.get((tenant_id, rtype.endpoint))
+        if base is None:
+            if len(self._location_bases) >= 10_000:
+                self._location_bases.clear()
+            base = self._location_bases[(tenant_id, rtype.endpoint)] = Splicer.location_base(
+                self.location(tenant_id, rtype, ""))
+        text = splicer.render(row.raw, row.id, self._groups_value(tenant_id, groups) if groups else None, rtype.name,
+                              row.created, row.last_modified, base, row.version)
         if text is not None:
             return orjson.Fragment(text)
         row.data = loads(row.raw)

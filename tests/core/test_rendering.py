@@ -43,6 +43,22 @@ def test_inner_of_compact_and_jsonb_text() -> None:
     assert s.inner(f'{{"title":"\\"schemas\\":[\\"{CORE}\\"]","userName":"a"}}') is None
 
 
+@pytest.mark.parametrize("rid", ["2819c223-7f76-453a-919d-413861904646", 'odd "id"\\/\u00e9', "a b"])
+def test_render_gives_the_document_for_plain_and_odd_ids(rid: str) -> None:
+    s = Splicer(CORE, ())
+    base = "https://gw.example/scim/v2/t \"x\"/Users/"
+    groups = [{"value": "g1", "$ref": base + "g1", "display": 'G "1"', "type": "direct"}]
+    text = s.render(f'{{"userName":"a","schemas":["{CORE}"]}}', rid, groups, "User", "2026-01-01T00:00:00Z",
+                    "2026-01-02T00:00:00.5Z", Splicer.location_base(base), 7)
+    assert text is not None
+    assert orjson.loads(text) == {
+        "schemas": [CORE], "id": rid, "userName": "a", "groups": groups,
+        "meta": {"resourceType": "User", "created": "2026-01-01T00:00:00Z", "lastModified": "2026-01-02T00:00:00.5Z",
+                 "location": base + rid, "version": 'W/"7"'},
+    }
+    assert list(orjson.loads(text)) == ["schemas", "id", "userName", "groups", "meta"]
+
+
 USERS: list[dict[str, Any]] = [
     {"userName": "plain@example.com"},
     {"userName": "full@example.com", "name": {"givenName": "Ann", "familyName": "O'Neil \"the\" 1st"},

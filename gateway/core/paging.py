@@ -39,6 +39,8 @@ def _int_param(name: str, raw: str | int | None, default: int | None) -> int | N
 
 def list_params(query: dict[str, Any]) -> ListParams:
     """Read the RFC 7644 §3.4.2 query parameters (names case-insensitive)."""
+    if not query:
+        return ListParams()
     q = {k.lower(): v for k, v in query.items()}
     order = q.get("sortorder")
     if order is not None and str(order).lower() not in ("ascending", "descending"):

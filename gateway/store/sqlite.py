@@ -89,6 +89,31 @@ def _translate(exc: sqlite3.IntegrityError) -> Exception:
 INLINE_MAX_VALUES = 64
 
 
+class _Reading:
+    """``async with store.read()``: a plain class, not a generator context manager (every GET opens one)."""
+
+    __slots__ = ("store", "started")
+
+    def __init__(self, store: "SqliteStore") -> None:
+        self.store = store
+        self.started = 0.0
+
+    async def __aenter__(self) -> Reader:
+        store = self.store
+        point = store._point
+        assert point is not None, "store is not open"
+        if store._cycle is None:  # ":memory:": one connection for everything
+            return SqlOps(_SyncConn(point), scan_conn=_WriteConn(point, store._to_end, inline_max=-1))
+        if store.on_timing is not None:
+            self.started = time.perf_counter()
+        return SqlOps(_SyncConn(point), scan_conn=_Conn(next(store._cycle)))
+
+    async def __aexit__(self, *exc: object) -> None:
+        timing = self.store.on_timing
+        if timing is not None and self.started:
+            timing("read", time.perf_counter() - self.started)
+
+
 class _WriteConn:
     """The writer connection inside a write transaction.
 
@@ -282,22 +307,9 @@ class SqliteStore:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Reader]:
+    def read(self) -> "_Reading":
         assert self._point is not None, "store is not open"
-        if self._cycle is None:  # ":memory:": one connection for everything
-            yield SqlOps(_SyncConn(self._point), scan_conn=_WriteConn(self._point, self._to_end, inline_max=-1))
-            return
-        scan = _Conn(next(self._cycle))
-        timing = self.on_timing
-        if timing is None:
-            yield SqlOps(_SyncConn(self._point), scan_conn=scan)
-            return
-        started = time.perf_counter()
-        try:
-            yield SqlOps(_SyncConn(self._point), scan_conn=scan)
-        finally:
-            timing("read", time.perf_counter() - started)
+        return _Reading(self)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:

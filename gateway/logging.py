@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import time
@@ -20,8 +22,30 @@ def _drop_secrets(logger: object, method: str, event: dict[str, object]) -> dict
     return event
 
 
+# Request lines waiting for the end of this event-loop iteration: one write for all of them. Every
+# other line of ours writes them out first, so the order of the log is kept.
+_pending: list[str] = []
+_flush_scheduled = False
+
+
+def flush_pending() -> None:
+    global _flush_scheduled
+    _flush_scheduled = False
+    if _pending:
+        text = "".join(_pending)
+        _pending.clear()
+        sys.stderr.write(text)
+
+
+atexit.register(flush_pending)
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at emit time (a test's capture, a replaced stream), never a stale one."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        flush_pending()
+        super().emit(record)
 
     @property
     def stream(self) -> Any:
@@ -36,6 +60,7 @@ class _Stderr:
     """The same for the gateway's own events, which structlog writes itself."""
 
     def write(self, text: str) -> None:
+        flush_pending()
         sys.stderr.write(text)
 
     def flush(self) -> None:
@@ -61,8 +86,8 @@ def _dumps(event: Any, **kw: Any) -> str:
 class RequestLine:
     """The one INFO line per request, cheaply: the same JSON object the configured processors give a
     ``log.info(event, **fields)`` (fields, ``event``, the bound contextvars, ``level``, ``logger``, an
-    ISO UTC ``timestamp``, secret-named fields masked), rendered with one dict, one orjson call and one
-    write. Console mode (a TTY), levels above INFO and a structlog configured since :func:`configure`
+    ISO UTC ``timestamp``, secret-named fields masked), rendered with one dict and one orjson call, and
+    written with the other request lines of the same event-loop iteration in one write. Console mode (a TTY), levels above INFO and a structlog configured since :func:`configure`
     (``structlog.testing.capture_logs``, an embedding application) take structlog's own path / nothing."""
 
     def __init__(self, logger: str) -> None:
@@ -98,7 +123,15 @@ class RequestLine:
         fields["logger"] = self.logger
         fields["timestamp"] = self._timestamp()
         _drop_secrets(None, "info", fields)
-        sys.stderr.write(orjson.dumps(fields, default=str).decode() + "\n")
+        _pending.append(orjson.dumps(fields, default=str).decode() + "\n")
+        global _flush_scheduled
+        if not _flush_scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(flush_pending)
+            except RuntimeError:  # no event loop: now
+                flush_pending()
+                return
+            _flush_scheduled = True
 
 
 _line_json = False

@@ -104,3 +104,21 @@ def test_request_line_renders_what_structlog_renders(capsys: pytest.CaptureFixtu
     configure(json=True, level="WARNING", cache=False)
     assert not line.enabled
     configure(json=True, level="INFO", cache=False)
+
+
+async def test_request_lines_of_one_iteration_go_out_together_and_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from gateway.logging import RequestLine
+
+    configure(json=True, level="INFO", cache=False)
+    capsys.readouterr()
+    line = RequestLine("scim_gateway.http")
+    line.emit("request", {"n": 1})
+    line.emit("request", {"n": 2})
+    assert _lines(capsys) == []  # held until this iteration ends
+    await asyncio.sleep(0)
+    assert [e["n"] for e in _lines(capsys)] == [1, 2]
+    line.emit("request", {"n": 3})
+    structlog.get_logger("t").warning("after")  # any other line of ours writes the pending ones first
+    assert [e.get("n", e["event"]) for e in _lines(capsys)] == [3, "after"]

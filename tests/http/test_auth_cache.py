@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -93,9 +93,10 @@ def test_auth_tenant_switched_off_in_one_process_is_refused_by_another(two_serve
     assert _call("GET", users, s["key"]) == 200
 
 
-async def test_auth_cache_answers_without_a_statement_until_something_commits(tmp_path: Path) -> None:
-    from gateway.clock import now
-    from gateway.identity.tenants import authenticate, create_api_key, create_tenant
+@pytest.fixture
+async def traced(tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Any, list[str]]]:
+    """An open SQLite store with a tenant and a key, and the statements its point connection runs."""
+    from gateway.identity.tenants import create_api_key, create_tenant
     from gateway.store.sqlite import SqliteStore
 
     store = SqliteStore(str(tmp_path / "c.db"))
@@ -103,49 +104,47 @@ async def test_auth_cache_answers_without_a_statement_until_something_commits(tm
     try:
         tenant = await create_tenant(store, "c", scim_enabled=True)
         key = await create_api_key(store, tenant.id, "k")
-        other = await create_api_key(store, tenant.id, "other")
         statements: list[str] = []
         assert store._point is not None
         store._point.set_trace_callback(statements.append)
-        assert await authenticate(store, tenant.id, key.key) is not None
-        assert await authenticate(store, tenant.id, key.key) is not None
-        assert await authenticate(store, "another-tenant", key.key) is None  # the cache keeps the tenant check
-        assert len([s for s in statements if "api_keys" in s]) == 1  # one lookup; then from memory
-        async with store.write() as tx:  # any commit (here: revoking another key) empties the cache
-            await tx.revoke_api_key(tenant.id, other.row.id, now())
-        assert await authenticate(store, tenant.id, key.key) is not None
-        assert len([s for s in statements if "api_keys" in s]) == 2
-        async with store.write() as tx:
-            await tx.revoke_api_key(tenant.id, key.row.id, now())
-        assert await authenticate(store, tenant.id, key.key) is None
+        yield store, tenant, key, statements
     finally:
         await store.close()
 
 
-async def test_auth_cache_reads_the_change_counter_once_per_loop_iteration(tmp_path: Path) -> None:
+async def test_auth_cache_answers_without_a_statement_until_something_commits(traced: Any) -> None:
+    from gateway.clock import now
+    from gateway.identity.tenants import authenticate, create_api_key
+
+    store, tenant, key, statements = traced
+    other = await create_api_key(store, tenant.id, "other")
+    assert await authenticate(store, tenant.id, key.key) is not None
+    assert await authenticate(store, tenant.id, key.key) is not None
+    assert await authenticate(store, "another-tenant", key.key) is None  # the cache keeps the tenant check
+    assert len([s for s in statements if "api_keys" in s]) == 1  # one lookup; then from memory
+    async with store.write() as tx:  # any commit (here: revoking another key) empties the cache
+        await tx.revoke_api_key(tenant.id, other.row.id, now())
+    assert await authenticate(store, tenant.id, key.key) is not None
+    assert len([s for s in statements if "api_keys" in s]) == 2
+    async with store.write() as tx:
+        await tx.revoke_api_key(tenant.id, key.row.id, now())
+    assert await authenticate(store, tenant.id, key.key) is None
+
+
+async def test_auth_cache_reads_the_change_counter_once_per_loop_iteration(traced: Any) -> None:
     import asyncio
 
     from gateway.clock import now
-    from gateway.identity.tenants import authenticate, create_api_key, create_tenant
-    from gateway.store.sqlite import SqliteStore
+    from gateway.identity.tenants import authenticate
 
-    store = SqliteStore(str(tmp_path / "i.db"))
-    await store.open()
-    try:
-        tenant = await create_tenant(store, "i", scim_enabled=True)
-        key = await create_api_key(store, tenant.id, "k")
-        statements: list[str] = []
-        assert store._point is not None
-        store._point.set_trace_callback(statements.append)
-        await asyncio.sleep(0)
-        for _ in range(5):  # one iteration: the counter is read once
-            assert await authenticate(store, tenant.id, key.key) is not None
-        assert len([s for s in statements if "data_version" in s]) == 1
-        await asyncio.sleep(0)  # the next iteration reads it again
+    store, tenant, key, statements = traced
+    await asyncio.sleep(0)
+    for _ in range(5):  # one iteration: the counter is read once
         assert await authenticate(store, tenant.id, key.key) is not None
-        assert len([s for s in statements if "data_version" in s]) == 2
-        async with store.write() as tx:  # this process's own commit expires the reading at once
-            await tx.revoke_api_key(tenant.id, key.row.id, now())
-        assert await authenticate(store, tenant.id, key.key) is None
-    finally:
-        await store.close()
+    assert len([s for s in statements if "data_version" in s]) == 1
+    await asyncio.sleep(0)  # the next iteration reads it again
+    assert await authenticate(store, tenant.id, key.key) is not None
+    assert len([s for s in statements if "data_version" in s]) == 2
+    async with store.write() as tx:  # this process's own commit expires the reading at once
+        await tx.revoke_api_key(tenant.id, key.row.id, now())
+    assert await authenticate(store, tenant.id, key.key) is None

@@ -87,7 +87,8 @@ class RequestLine:
     """The one INFO line per request, cheaply: the same JSON object the configured processors give a
     ``log.info(event, **fields)`` (fields, ``event``, the bound contextvars, ``level``, ``logger``, an
     ISO UTC ``timestamp``, secret-named fields masked), rendered with one dict and one orjson call, and
-    written with the other request lines of the same event-loop iteration in one write. Console mode (a TTY), levels above INFO and a structlog configured since :func:`configure`
+    written with the other request lines of the same event-loop iteration in one write. Console mode
+    (a TTY), levels above INFO and a structlog configured since :func:`configure`
     (``structlog.testing.capture_logs``, an embedding application) take structlog's own path / nothing."""
 
     def __init__(self, logger: str) -> None:

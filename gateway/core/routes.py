@@ -8,6 +8,7 @@ names match case-insensitively; resource ids are kept as written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from gateway.core.errors import NotFoundError
 from gateway.core.schema import group_type, user_type
@@ -45,20 +46,9 @@ class Route:
         return ALLOWED_METHODS[self.kind]
 
 
-_last: tuple[str, Route | None] = ("", None)
-
-
+@lru_cache(maxsize=64)  # the HTTP layer and the pipeline ask for the same path in turn; a Route is frozen
 def match(path: str) -> Route | None:
     """The route for a tenant-relative ``path`` (query string ignored), or None when nothing is there."""
-    global _last
-    if _last[0] == path and path:  # the HTTP layer and the pipeline ask for the same path in turn
-        return _last[1]
-    route = _match(path)
-    _last = (path, route)
-    return route
-
-
-def _match(path: str) -> Route | None:
     parts = [p for p in path.split("?", 1)[0].split("/") if p]
     if not parts or len(parts) > 2:
         return None

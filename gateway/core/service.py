@@ -168,8 +168,8 @@ class ScimService:
         self.types = {"User": user_type(), "Group": group_type()}
         self.walks = PagingWalks()
         self.schemas = SchemaCache(store)
-        self._splicers: dict[str, tuple[ResourceType, Splicer | None]] = {}
-        self._location_bases: dict[tuple[str, str], str] = {}  # (tenant, endpoint) -> JSON text of the location prefix
+        # id(resource type) -> (it, its Splicer): each tenant with extensions has its own ResourceType objects
+        self._splicers: dict[int, tuple[ResourceType, Splicer | None]] = {}
 
     async def types_for(self, tenant: TenantRow) -> TenantTypes:
         """The resource types ``tenant`` is served with: the built-in ones plus its declared extensions."""
@@ -233,23 +233,20 @@ class ScimService:
 
     def _splicer(self, rtype: ResourceType) -> Splicer | None:
         """The renderer of ``rtype``'s common stored documents straight from their text (None: never applies)."""
-        found = self._splicers.get(rtype.name)
+        found = self._splicers.get(id(rtype))
         if found is None or found[0] is not rtype:
+            if len(self._splicers) >= 10_000:
+                self._splicers.clear()
             hidden = default_hidden(rtype)
-            found = self._splicers[rtype.name] = (rtype, Splicer(rtype.schema, hidden) if hidden is not None else None)
+            found = self._splicers[id(rtype)] = (rtype, Splicer(rtype.schema, hidden) if hidden is not None else None)
         return found[1]
 
     def _rendered_user(self, tenant_id: str, rtype: ResourceType, row: ResourceRow, groups: list[Member] | None,
-                       splicer: Splicer) -> Any:
+                       splicer: Splicer, base: str) -> Any:
         """A ``Query(raw=True)`` user row as the response shows it with no projection parameters: spliced
-        JSON text (an ``orjson.Fragment``) when it can be, else the document (decoded now) projected."""
+        JSON text (an ``orjson.Fragment``) when it can be, else the document (decoded now) projected.
+        ``base``: the page's location prefix as :meth:`Splicer.location_base` gives it."""
         assert row.raw is not None
-        base = self._location_bases.get((tenant_id, rtype.endpoint))
-        if base is None:
-            if len(self._location_bases) >= 10_000:
-                self._location_bases.clear()
-            base = self._location_bases[(tenant_id, rtype.endpoint)] = Splicer.location_base(
-                self.location(tenant_id, rtype, ""))
         text = splicer.render(row.raw, row.id, self._groups_value(tenant_id, groups) if groups else None, rtype.name,
                               row.created, row.last_modified, base, row.version)
         if text is not None:
@@ -402,7 +399,8 @@ class ScimService:
                 if page.rows and _wants("groups", params.attributes, params.excluded):
                     groups = await r.groups_of_users(tenant.id, [row.id for row in page.rows])
                 if splicer is not None:
-                    resources = [self._rendered_user(tenant.id, rtype, row, groups.get(row.id), splicer)
+                    base = Splicer.location_base(self.location(tenant.id, rtype, ""))  # once per page
+                    resources = [self._rendered_user(tenant.id, rtype, row, groups.get(row.id), splicer, base)
                                  for row in page.rows]
                 else:
                     docs = [self.document(tenant.id, rtype, row, groups=groups.get(row.id)) for row in page.rows]

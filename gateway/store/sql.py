@@ -71,7 +71,8 @@ def _user(r: Any) -> ResourceRow:
 
 def _user_raw(r: Any) -> ResourceRow:
     """A user row for rendering straight from its stored text: ``data`` and ``roles`` are not decoded."""
-    return ResourceRow(r[1], {}, r[3], r[4], r[5], r[0], [], r[7], bool(r[8]), r[2])
+    return ResourceRow(seq=r[0], id=r[1], data={}, version=r[3], created=r[4], last_modified=r[5], roles=[],
+                       provisioned_by=r[7], active=bool(r[8]), raw=r[2])
 
 
 def _group(r: Any) -> ResourceRow:

@@ -27,7 +27,7 @@ import orjson
 
 from gateway.clock import now
 from gateway.identity.tenants import create_api_key, create_tenant
-from gateway.store.rows import group_columns, user_columns, user_email_rows
+from gateway.store.rows import MEMBER_INSERT_COLUMNS, MEMBER_VALUES, group_columns, member_values, user_columns, user_email_rows
 from gateway.store.sqlite import SqliteStore
 
 # Bump when the generated documents change, so cached databases are rebuilt.
@@ -212,8 +212,8 @@ def seed(path: Path, users: int, members: int, *, batch: int = 50_000, log: Any 
         (tenant_id, gid, gc["display_name"], gc["display_name_ci"], gc["external_id"], orjson.dumps(gdata).decode(), ts, ts),
     )
     conn.executemany(
-        "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES (?, ?, ?, 'User')",
-        [(tenant_id, gid, m) for m in member_ids],
+        f"INSERT INTO group_members {MEMBER_INSERT_COLUMNS} VALUES {MEMBER_VALUES}",
+        [member_values(tenant_id, gid, m, "User") for m in member_ids],
     )
     conn.execute("COMMIT")
     # merge the substring indexes' segments, as a long-running database's automerge would have
@@ -331,6 +331,10 @@ async def seed_postgres(dsn: str, schema: str, users: int, members: int) -> Seed
             await conn.copy_records_to_table(
                 "group_members", records=[(tenant.id, gid, m, "User") for m in member_ids],
                 columns=["tenant_id", "group_id", "member_id", "member_type"],
+            )
+            await conn.execute(  # what MEMBER_VALUES looks up per row, for the copied rows at once
+                "UPDATE group_members m SET member_seq = u.seq FROM users u"
+                " WHERE m.tenant_id = $1 AND u.tenant_id = m.tenant_id AND u.id = m.member_id", tenant.id,
             )
         await conn.execute("ANALYZE")
     finally:

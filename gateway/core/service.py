@@ -397,7 +397,9 @@ class ScimService:
             if rtype.name == "User":
                 groups: dict[str, list[Member]] = {}
                 if page.rows and _wants("groups", params.attributes, params.excluded):
-                    groups = await r.groups_of_users(tenant.id, [row.id for row in page.rows])
+                    seqs = [row.seq for row in page.rows]
+                    groups = await r.groups_of_users(tenant.id, [row.id for row in page.rows],
+                                                     seq_range=(min(seqs), max(seqs)))
                 if splicer is not None:
                     base = Splicer.location_base(self.location(tenant.id, rtype, ""))  # once per page
                     resources = [self._rendered_user(tenant.id, rtype, row, groups.get(row.id), splicer, base)

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from gateway.store.base import DeliveryRow, Member, OutboxEvent, ResourceRow, WebhookRow
 from gateway.store.conn import Conn, dumps as _dumps, in_lists, loads as _loads, newest_first
+from gateway.store.rows import MEMBER_INSERT_COLUMNS, MEMBER_VALUES, member_values
 
 _EVENT_COLS = "seq, id, type, occurred_at, source, client, data"
 _HOOK_COLS = "id, tenant_id, url, events, description, enabled, secret, cursor_seq, failing, created, updated"
@@ -124,11 +125,10 @@ class OutboxOps:
         members = sorted(members, key=lambda m: m.value)
         for i in range(0, len(members), _CHUNK):
             chunk = members[i : i + _CHUNK]
-            values = ", ".join("(?, ?, ?, ?)" for _ in chunk)
+            values = ", ".join(MEMBER_VALUES for _ in chunk)
             rows = await self.conn.fetch(
-                f"INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES {values}"
-                " ON CONFLICT DO NOTHING RETURNING member_id",
-                [x for m in chunk for x in (tenant_id, group_id, m.value, m.type)],
+                f"INSERT INTO group_members {MEMBER_INSERT_COLUMNS} VALUES {values} ON CONFLICT DO NOTHING RETURNING member_id",
+                [x for m in chunk for x in member_values(tenant_id, group_id, m.value, m.type)],
             )
             inserted.extend(r[0] for r in rows)
         return inserted

@@ -55,3 +55,14 @@ def group_columns(data: dict[str, Any]) -> dict[str, Any]:
         "display_name_ci": fold(data["displayName"]),
         "external_id": data.get("externalId"),
     }
+
+
+# A membership row. member_seq is the user member's own seq (NULL for a Group member), looked up in
+# the statement itself, so no writer can leave it out; list pages read a page's memberships by it.
+MEMBER_INSERT_COLUMNS = "(tenant_id, group_id, member_id, member_type, member_seq)"
+MEMBER_VALUES = "(?, ?, ?, ?, (SELECT seq FROM users WHERE tenant_id = ? AND id = ?))"
+
+
+def member_values(tenant_id: str, group_id: str, member_id: str, member_type: str) -> tuple[str, ...]:
+    """The parameters of one :data:`MEMBER_VALUES` row."""
+    return (tenant_id, group_id, member_id, member_type, tenant_id, member_id)

@@ -27,7 +27,8 @@ from gateway.store.ops import OpsSql
 from gateway.store.outbox import OutboxOps
 from gateway.store.portal import PortalOps
 from gateway.store.schemas import SchemaOps
-from gateway.store.rows import fold, group_columns, user_columns, user_email_rows
+from gateway.store.rows import (MEMBER_INSERT_COLUMNS, MEMBER_VALUES, fold, group_columns, member_values, user_columns,
+                                user_email_rows)
 
 
 _TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created, schema_version"
@@ -82,6 +83,9 @@ def _group(r: Any) -> ResourceRow:
 # Candidates of a substring index (Query.narrow) up to this many are bound as values: the query is
 # then bounded rowid lookups, fit for the point-read path.
 _BOUND_CANDIDATES = 1000
+# groups_of_users reads a seq range instead of probing each user when the range holds at most this
+# many seqs per user asked for (other tenants' and filtered-out users share the seq space)
+_RANGE_SPREAD = 4
 
 
 class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, ActivitySizeOps):
@@ -265,9 +269,8 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
         if not members:
             return 0
         return await self.conn.executemany(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            [(tenant_id, group_id, m.value, m.type) for m in members],
+            f"INSERT INTO group_members {MEMBER_INSERT_COLUMNS} VALUES {MEMBER_VALUES} ON CONFLICT DO NOTHING",
+            [member_values(tenant_id, group_id, m.value, m.type) for m in members],
         )
 
     async def remove_members(self, tenant_id: str, group_id: str, member_ids: list[str]) -> list[str]:
@@ -299,8 +302,24 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
         )
         return [Member(r[0], r[1], r[2]) for r in rows]
 
-    async def groups_of_users(self, tenant_id: str, user_ids: list[str]) -> dict[str, list[Member]]:
+    async def groups_of_users(
+        self, tenant_id: str, user_ids: list[str], *, seq_range: tuple[int, int] | None = None
+    ) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {u: [] for u in user_ids}
+        if seq_range is not None and seq_range[1] - seq_range[0] < _RANGE_SPREAD * len(user_ids):
+            # The users' seqs are close together (a page in insertion order): one range read of
+            # group_members_member_seq finds their memberships; the few of other users in the range are dropped.
+            rows = await self.conn.fetch(
+                "SELECT m.member_id, g.id, g.display_name FROM group_members m"
+                " JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id"
+                " WHERE m.tenant_id = ? AND m.member_seq BETWEEN ? AND ? ORDER BY g.display_name_ci, g.id",
+                (tenant_id, seq_range[0], seq_range[1]),
+            )
+            for r in rows:
+                found = out.get(r[0])
+                if found is not None:
+                    found.append(Member(r[1], "direct", r[2]))
+            return out
         for chunk, marks in in_lists(user_ids):
             rows = await self.conn.fetch(
                 "SELECT m.member_id, g.id, g.display_name FROM group_members m"

@@ -131,8 +131,8 @@ class SqliteBackend(Backend):
         )
         for mid, mtype in members:
             self.conn.execute(
-                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES (?,?,?,?)",
-                (tenant, gid, mid, mtype),
+                f"INSERT INTO group_members {rows.MEMBER_INSERT_COLUMNS} VALUES {rows.MEMBER_VALUES}",
+                rows.member_values(tenant, gid, mid, mtype),
             )
 
     def query(self, filter_text: str, rtype: ResourceType | None = None) -> set[str]:
@@ -215,8 +215,8 @@ class PostgresBackend(Backend):
         ))
         for mid, mtype in members:
             self.run(self.conn.execute(
-                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES ($1,$2,$3,$4)",
-                tenant, gid, mid, mtype,
+                renumber(f"INSERT INTO group_members {rows.MEMBER_INSERT_COLUMNS} VALUES {rows.MEMBER_VALUES}"),
+                *rows.member_values(tenant, gid, mid, mtype),
             ))
 
     def select(self, table: str, sql: str, params: list[Any]) -> set[str]:

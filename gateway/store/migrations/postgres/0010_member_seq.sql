@@ -1,0 +1,8 @@
+-- A user member's own seq beside its membership: a list page of users in insertion order covers a
+-- narrow seq range, and its users' groups are then one range read of this index instead of one
+-- probe per user into group_members_member. Written by every insert of a membership (a user's seq
+-- never changes, and its memberships are deleted with it); NULL for a Group member.
+ALTER TABLE group_members ADD COLUMN member_seq BIGINT;
+UPDATE group_members m SET member_seq = u.seq FROM users u
+WHERE m.member_type = 'User' AND u.tenant_id = m.tenant_id AND u.id = m.member_id;
+CREATE INDEX group_members_member_seq ON group_members(tenant_id, member_seq);

@@ -40,6 +40,7 @@ class Splicer:
         self._tail = f',"schemas":[{urn}]}}'  # where prepare_write puts it: the last member
         self._head = '{"schemas":[' + urn + '],"id":'
         self._hidden = tuple(orjson.dumps(name).decode() for name in hidden)
+        self._urn_back = len(self._tail) - self._tail.index(_URN)  # the tail's URN, counted from the end
 
     def inner(self, raw: str) -> str | None:
         """The stored members other than ``schemas``, as comma-separated JSON text (may be empty), or None
@@ -76,10 +77,18 @@ class Splicer:
 
         ``meta.location`` is ``base`` + ``rid``; ``base`` is JSON text without its closing quote
         (:meth:`location_base`)."""
-        inner = self.inner(raw)
-        if inner is None:
-            return None
-        if _PLAIN.fullmatch(rid) and _PLAIN.fullmatch(created) and _PLAIN.fullmatch(last_modified):
+        tail = self._tail
+        # the common text in one go: schemas last, and its URN the only one (the first found is the tail's)
+        if raw[:1] == "{" and raw.endswith(tail) and raw.find(_URN) == len(raw) - self._urn_back:
+            for name in self._hidden:
+                if name in raw:
+                    return None
+            inner: str | None = raw[1 : -len(tail)]
+        else:
+            inner = self.inner(raw)
+            if inner is None:
+                return None
+        if _PLAIN.fullmatch(f"{rid}{created}{last_modified}"):  # each is plain iff the three together are
             meta = (f'"meta":{{"resourceType":"{resource_type}","created":"{created}","lastModified":'
                     f'"{last_modified}","location":{base}{rid}","version":"W/\\"{version}\\""}}')
             jid = f'"{rid}"'

@@ -241,18 +241,24 @@ class ScimService:
             found = self._splicers[id(rtype)] = (rtype, Splicer(rtype.schema, hidden) if hidden is not None else None)
         return found[1]
 
-    def _rendered_user(self, tenant_id: str, rtype: ResourceType, row: ResourceRow, groups: list[Member] | None,
-                       splicer: Splicer, base: str) -> Any:
-        """A ``Query(raw=True)`` user row as the response shows it with no projection parameters: spliced
-        JSON text (an ``orjson.Fragment``) when it can be, else the document (decoded now) projected.
-        ``base``: the page's location prefix as :meth:`Splicer.location_base` gives it."""
-        assert row.raw is not None
-        text = splicer.render(row.raw, row.id, self._groups_value(tenant_id, groups) if groups else None, rtype.name,
-                              row.created, row.last_modified, base, row.version)
-        if text is not None:
-            return orjson.Fragment(text)
-        row.data = loads(row.raw)
-        return self._project(self.document(tenant_id, rtype, row, groups=groups), rtype, None, None)
+    def _rendered_users(self, tenant_id: str, rtype: ResourceType, rows: list[ResourceRow],
+                        groups: dict[str, list[Member]], splicer: Splicer) -> list[Any]:
+        """``Query(raw=True)`` user rows as the response shows them with no projection parameters: spliced
+        JSON text (an ``orjson.Fragment``) where it can be, else the document (decoded now) projected."""
+        base = Splicer.location_base(self.location(tenant_id, rtype, ""))  # once per page
+        render, fragment, name = splicer.render, orjson.Fragment, rtype.name
+        out: list[Any] = []
+        for row in rows:  # a page is many rows: the loop body is kept to the one call
+            raw, member_of = row.raw, groups.get(row.id)
+            assert raw is not None
+            text = render(raw, row.id, self._groups_value(tenant_id, member_of) if member_of else None, name,
+                          row.created, row.last_modified, base, row.version)
+            if text is not None:
+                out.append(fragment(text))
+                continue
+            row.data = loads(raw)
+            out.append(self._project(self.document(tenant_id, rtype, row, groups=member_of), rtype, None, None))
+        return out
 
     async def _full(
         self,
@@ -401,9 +407,7 @@ class ScimService:
                     groups = await r.groups_of_users(tenant.id, [row.id for row in page.rows],
                                                      seq_range=(min(seqs), max(seqs)))
                 if splicer is not None:
-                    base = Splicer.location_base(self.location(tenant.id, rtype, ""))  # once per page
-                    resources = [self._rendered_user(tenant.id, rtype, row, groups.get(row.id), splicer, base)
-                                 for row in page.rows]
+                    resources = self._rendered_users(tenant.id, rtype, page.rows, groups, splicer)
                 else:
                     docs = [self.document(tenant.id, rtype, row, groups=groups.get(row.id)) for row in page.rows]
             else:

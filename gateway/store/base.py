@@ -89,7 +89,8 @@ class Query:
     # still decides.
     narrow: str = ""
     narrow_params: list[Any] = field(default_factory=list)
-    # performance: rows come back with ``raw`` (the stored JSON text) and an empty ``data``, roles undecoded
+    # performance: rows come back with ``raw`` (the stored JSON text), an empty ``data``, and only the columns a
+    # rendering reads (roles, provisioned_by and active keep their defaults)
     raw: bool = False
 
 

@@ -33,6 +33,7 @@ from gateway.store.rows import (MEMBER_INSERT_COLUMNS, MEMBER_VALUES, fold, grou
 
 _TENANT_COLS = "id, name, idp, scim_enabled, log_successful_events, role_mapping, settings, created, schema_version"
 _USER_COLS = "seq, id, data, version, created, last_modified, roles, provisioned_by, active"
+_USER_RAW_COLS = "seq, id, data, version, created, last_modified"
 _GROUP_COLS = "seq, id, data, version, created, last_modified"
 _JSON_TENANT_FIELDS = {"role_mapping", "settings"}
 _TENANT_FIELDS = {"name", "idp", "scim_enabled", "log_successful_events", "role_mapping", "settings"}
@@ -71,9 +72,9 @@ def _user(r: Any) -> ResourceRow:
 
 
 def _user_raw(r: Any) -> ResourceRow:
-    """A user row for rendering straight from its stored text: ``data`` and ``roles`` are not decoded."""
-    return ResourceRow(seq=r[0], id=r[1], data={}, version=r[3], created=r[4], last_modified=r[5], roles=[],
-                       provisioned_by=r[7], active=bool(r[8]), raw=r[2])
+    """A user row (``_USER_RAW_COLS``) for rendering straight from its stored text: ``data`` is not decoded,
+    and roles, provisioned_by and active, which no rendering reads, are not read (they keep their defaults)."""
+    return ResourceRow(seq=r[0], id=r[1], data={}, version=r[3], created=r[4], last_modified=r[5], raw=r[2])
 
 
 def _group(r: Any) -> ResourceRow:
@@ -236,7 +237,9 @@ class SqlOps(OpsSql, OutboxOps, PortalOps, SchemaOps, FastReadOps, MemberOps, Ac
         return await self._delete_resource("users", tenant_id, user_id)
 
     async def query_users(self, tenant_id: str, query: Query) -> Page:
-        return await self._query("users", _USER_COLS, _user_raw if query.raw else _user, tenant_id, query)
+        if query.raw:
+            return await self._query("users", _USER_RAW_COLS, _user_raw, tenant_id, query)
+        return await self._query("users", _USER_COLS, _user, tenant_id, query)
 
     # groups --------------------------------------------------------------------------------
     async def get_group(self, tenant_id: str, group_id: str) -> ResourceRow | None:

@@ -215,8 +215,8 @@ class PostgresBackend(Backend):
         ))
         for mid, mtype in members:
             self.run(self.conn.execute(
-                renumber(f"INSERT INTO group_members {rows.MEMBER_INSERT_COLUMNS} VALUES {rows.MEMBER_VALUES}"),
-                *rows.member_values(tenant, gid, mid, mtype),
+                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES ($1,$2,$3,$4)",
+                tenant, gid, mid, mtype,
             ))
 
     def select(self, table: str, sql: str, params: list[Any]) -> set[str]:

@@ -45,12 +45,16 @@ class Splicer:
     def inner(self, raw: str) -> str | None:
         """The stored members other than ``schemas``, as comma-separated JSON text (may be empty), or None
         when ``raw`` is not a document this class can render."""
-        if raw.count(_URN) != 1:
+        common = raw[:1] == "{" and raw.endswith(self._tail)  # schemas last, where prepare_write puts it
+        if common:  # its URN the only one: the first found is the tail's (one scan, where count needs one too)
+            if raw.find(_URN) != len(raw) - self._urn_back:
+                return None
+        elif raw.count(_URN) != 1:
             return None
         for name in self._hidden:
             if name in raw:
                 return None
-        if raw.endswith(self._tail) and raw[:1] == "{":  # the common case: one slice
+        if common:  # the common case: one slice
             return raw[1 : -len(self._tail)]
         if raw[:1] != "{" or raw[-1:] != "}":
             return None
@@ -77,17 +81,9 @@ class Splicer:
 
         ``meta.location`` is ``base`` + ``rid``; ``base`` is JSON text without its closing quote
         (:meth:`location_base`)."""
-        tail = self._tail
-        # the common text in one go: schemas last, and its URN the only one (the first found is the tail's)
-        if raw[:1] == "{" and raw.endswith(tail) and raw.find(_URN) == len(raw) - self._urn_back:
-            for name in self._hidden:
-                if name in raw:
-                    return None
-            inner: str | None = raw[1 : -len(tail)]
-        else:
-            inner = self.inner(raw)
-            if inner is None:
-                return None
+        inner = self.inner(raw)
+        if inner is None:
+            return None
         if _PLAIN.fullmatch(f"{rid}{created}{last_modified}"):  # each is plain iff the three together are
             meta = (f'"meta":{{"resourceType":"{resource_type}","created":"{created}","lastModified":'
                     f'"{last_modified}","location":{base}{rid}","version":"W/\\"{version}\\""}}')
